@@ -1,1 +1,7 @@
-//! placeholder
+//! Kafka wire protocol pieces that Fjord owns itself: size-prefixed framing, the table of
+//! API versions the broker serves, and zero-copy views over v2 record batches.
+//!
+//! Message bodies are encoded and decoded by the `kafka-protocol` crate; this crate holds what
+//! sits around them.
+
+pub mod batch;
