@@ -4,4 +4,6 @@
 //! Message bodies are encoded and decoded by the `kafka-protocol` crate; this crate holds what
 //! sits around them.
 
+pub mod api_versions;
 pub mod batch;
+pub mod frame;

@@ -1,1 +1,61 @@
-//! placeholder
+//! The Fjord partition log: Kafka's on-disk layout, written by hand.
+//!
+//! One [`Log`] per partition directory `<log.dir>/<topic>-<partition>/`:
+//!
+//! ```text
+//!  orders-0/
+//!  ├── 00000000000000000000.log        batches at offsets [0, 1200)     (sealed)
+//!  ├── 00000000000000000000.index      rel offset -> file position, every 4 KiB
+//!  ├── 00000000000000000000.timeindex  max timestamp so far -> rel offset
+//!  ├── 00000000000000001200.log        batches at offsets [1200, LEO)   (active)
+//!  ├── 00000000000000001200.index
+//!  ├── 00000000000000001200.timeindex
+//!  └── log-start-offset                raised by DeleteRecords
+//!
+//!   append ──► validate all batches ──► assign offsets in place ──► one pwrite to the
+//!              (header + CRC only)       (base offset, epoch,         active .log, then
+//!                                         LogAppendTime)              index entries
+//!
+//!   read(offset) ──► segment by base offset (binary search) ──► .index floor entry
+//!                ──► walk batch headers ──► ReadPlan { Arc<File>, position, len }
+//!                    (copied by the caller after the lock is released)
+//! ```
+//!
+//! Batches are stored exactly as producers sent them; only the base offset, partition
+//! leader epoch and (for LogAppendTime) the max timestamp are rewritten. Durability is the
+//! caller's explicit choice: [`Log::flush_target`] snapshots the files to `fdatasync`,
+//! [`FlushTarget::sync`] runs without the log lock (group commit), and
+//! [`Log::mark_flushed`] advances the recovery point to persist in the
+//! `recovery-point-offset-checkpoint` ([`checkpoint`]). After a crash, [`Log::open`] trusts
+//! what lies below the recovery point and CRC-checks the rest, truncating at the first bad
+//! batch.
+//!
+//! ```
+//! use fjord_protocol::batch::{build_batch, BatchSpec, RecordSpec};
+//! use fjord_storage::{Log, LogConfig};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let mut log = Log::open(dir.path(), LogConfig::default(), 0, 1_000).unwrap();
+//! let record = RecordSpec { timestamp: 1_000, value: Some(b"hello".to_vec()), ..Default::default() };
+//! let mut batch = build_batch(&BatchSpec::default(), &[record]);
+//! let info = log.append(&mut batch, 1_000).unwrap();
+//! assert_eq!((info.first_offset, log.log_end_offset()), (0, 1));
+//!
+//! let plan = log.read(0, 1 << 20, log.log_end_offset()).unwrap();
+//! let mut out = Vec::new();
+//! plan.read_into(&mut out).unwrap();
+//! assert_eq!(out, batch);
+//! log.close().unwrap();
+//! ```
+
+pub mod checkpoint;
+mod config;
+mod error;
+mod index;
+mod log;
+mod segment;
+
+pub use config::LogConfig;
+pub use error::{IoVerb, StorageError};
+pub use fjord_protocol::batch::TimestampType;
+pub use log::{AppendInfo, FlushTarget, Log, ReadPlan, RetentionOutcome, LOG_START_OFFSET_FILE};

@@ -1,1 +1,43 @@
-fn main() {}
+//! `fjord`: one binary for the broker and the tools around it.
+
+mod perf;
+mod properties;
+mod server;
+
+use std::io::IsTerminal;
+
+use clap::{Parser, Subcommand};
+
+/// Fjord: an event streaming platform that speaks the Apache Kafka protocol.
+#[derive(Debug, Parser)]
+#[command(name = "fjord", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a broker (a complete single-node cluster with no flags).
+    Server(server::ServerArgs),
+    /// Measure produce or consume throughput and latency against a cluster.
+    #[command(subcommand)]
+    Perf(perf::PerfCommand),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Server(args) => server::run(args).await,
+        Command::Perf(cmd) => perf::run(cmd).await,
+    }
+}

@@ -1,0 +1,541 @@
+//! The broker's typed configuration, read from Kafka's `server.properties` key names.
+//!
+//! Every key is one of three kinds: acted on (parsed into [`BrokerConfig`]), known to Kafka but
+//! not acted on yet (returned as a warning so the operator knows), or unknown (a typo: refused,
+//! naming the key). Nothing is silently dropped.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A configuration the broker cannot start with.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A key nobody knows: most likely a typo.
+    #[error("unknown configuration key `{0}`")]
+    UnknownKey(String),
+    /// A known key with a value that does not parse or is out of range.
+    #[error("invalid value `{value}` for `{key}`: {reason}")]
+    InvalidValue {
+        /// The key.
+        key: String,
+        /// The value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// A listener as written in `listeners=NAME://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// The listener name; also its security protocol until a protocol map exists.
+    pub name: String,
+    /// Host and port to bind; port 0 picks a free one.
+    pub address: SocketAddr,
+}
+
+/// Everything the single-node broker acts on, with Kafka's defaults.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `node.id` (or `broker.id`).
+    pub node_id: i32,
+    /// `listeners`.
+    pub listeners: Vec<ListenerConfig>,
+    /// `advertised.listeners`: host:port clients are told to use, when it differs from the bind
+    /// address.
+    pub advertised_listeners: Vec<(String, String, u16)>,
+    /// `log.dirs` / `log.dir`: the first entry is used.
+    pub log_dir: PathBuf,
+    /// `num.partitions`.
+    pub num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// `auto.create.topics.enable`.
+    pub auto_create_topics_enable: bool,
+    /// `message.max.bytes`: the broker-wide default of the topic key `max.message.bytes`.
+    pub message_max_bytes: i64,
+    /// `socket.request.max.bytes`.
+    pub socket_request_max_bytes: usize,
+    /// `log.segment.bytes`.
+    pub log_segment_bytes: i64,
+    /// `log.roll.ms` / `log.roll.hours`.
+    pub log_roll_ms: i64,
+    /// `log.retention.ms` / `.minutes` / `.hours`.
+    pub log_retention_ms: i64,
+    /// `log.retention.bytes`.
+    pub log_retention_bytes: i64,
+    /// `log.retention.check.interval.ms`.
+    pub log_retention_check_interval_ms: u64,
+    /// `log.index.interval.bytes`.
+    pub log_index_interval_bytes: i64,
+    /// `log.index.size.max.bytes`.
+    pub log_index_size_max_bytes: i64,
+    /// `log.message.timestamp.type`.
+    pub log_message_timestamp_type: String,
+    /// `log.cleanup.policy`.
+    pub log_cleanup_policy: String,
+    /// `min.insync.replicas`.
+    pub min_insync_replicas: i64,
+    /// `log.flush.offset.checkpoint.interval.ms`: how often recovery points are written.
+    pub log_flush_offset_checkpoint_interval_ms: u64,
+    /// `max.connections`: connections served at once.
+    pub max_connections: usize,
+    /// `queued.max.requests`: requests in flight per connection before reading pauses.
+    pub queued_max_requests: usize,
+    /// The keys that were set explicitly, for DescribeConfigs' STATIC_BROKER_CONFIG source.
+    pub explicit: BTreeMap<String, String>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            node_id: 1,
+            listeners: vec![ListenerConfig {
+                name: "PLAINTEXT".into(),
+                address: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            }],
+            advertised_listeners: Vec::new(),
+            log_dir: PathBuf::from("./fjord-data"),
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics_enable: true,
+            message_max_bytes: 1_048_588,
+            socket_request_max_bytes: 104_857_600,
+            log_segment_bytes: 1_073_741_824,
+            log_roll_ms: 168 * 3_600_000,
+            log_retention_ms: 168 * 3_600_000,
+            log_retention_bytes: -1,
+            log_retention_check_interval_ms: 300_000,
+            log_index_interval_bytes: 4096,
+            log_index_size_max_bytes: 10_485_760,
+            log_message_timestamp_type: "CreateTime".into(),
+            log_cleanup_policy: "delete".into(),
+            min_insync_replicas: 1,
+            log_flush_offset_checkpoint_interval_ms: 60_000,
+            max_connections: 10_000,
+            queued_max_requests: 500,
+            explicit: BTreeMap::new(),
+        }
+    }
+}
+
+/// Kafka broker keys that are valid but that Fjord does not act on yet; setting one warns.
+const KNOWN_NOT_ACTED_ON: &[&str] = &[
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.quorum.bootstrap.servers",
+    "controller.listener.names",
+    "listener.security.protocol.map",
+    "inter.broker.listener.name",
+    "num.network.threads",
+    "num.io.threads",
+    "num.recovery.threads.per.data.dir",
+    "num.replica.fetchers",
+    "socket.send.buffer.bytes",
+    "socket.receive.buffer.bytes",
+    "offsets.topic.replication.factor",
+    "offsets.topic.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "group.initial.rebalance.delay.ms",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "log.flush.scheduler.interval.ms",
+    "log.cleaner.enable",
+    "log.cleaner.threads",
+    "log.cleaner.dedupe.buffer.size",
+    "log.cleaner.delete.retention.ms",
+    "log.segment.delete.delay.ms",
+    "zookeeper.connect",
+    "zookeeper.connection.timeout.ms",
+    "delete.topic.enable",
+    "compression.type",
+    "unclean.leader.election.enable",
+    "replica.lag.time.max.ms",
+    "broker.rack",
+    "cluster.id",
+    "metadata.log.dir",
+];
+
+/// Every key [`BrokerConfig::from_properties`] acts on.
+const ACTED_ON: &[&str] = &[
+    "node.id",
+    "broker.id",
+    "listeners",
+    "advertised.listeners",
+    "log.dirs",
+    "log.dir",
+    "num.partitions",
+    "default.replication.factor",
+    "auto.create.topics.enable",
+    "message.max.bytes",
+    "socket.request.max.bytes",
+    "log.segment.bytes",
+    "log.roll.ms",
+    "log.roll.hours",
+    "log.retention.ms",
+    "log.retention.minutes",
+    "log.retention.hours",
+    "log.retention.bytes",
+    "log.retention.check.interval.ms",
+    "log.index.interval.bytes",
+    "log.index.size.max.bytes",
+    "log.message.timestamp.type",
+    "log.cleanup.policy",
+    "min.insync.replicas",
+    "log.flush.offset.checkpoint.interval.ms",
+    "max.connections",
+    "queued.max.requests",
+];
+
+impl BrokerConfig {
+    /// Builds the configuration from Kafka-named properties. Returns the keys that are valid
+    /// Kafka keys but not acted on, for the caller to warn about.
+    pub fn from_properties(
+        props: &BTreeMap<String, String>,
+    ) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
+        let mut config = BrokerConfig::default();
+        let mut not_acted_on = Vec::new();
+        for key in props.keys() {
+            if KNOWN_NOT_ACTED_ON.contains(&key.as_str()) {
+                not_acted_on.push(key.clone());
+            } else if !ACTED_ON.contains(&key.as_str()) {
+                return Err(ConfigError::UnknownKey(key.clone()));
+            }
+        }
+        fn lookup<'a>(
+            props: &'a BTreeMap<String, String>,
+            key: &'static str,
+        ) -> Option<(&'static str, &'a str)> {
+            props.get(key).map(|v| (key, v.trim()))
+        }
+        let get = |key: &'static str| lookup(props, key);
+        if let Some((k, v)) = get("node.id").or_else(|| get("broker.id")) {
+            config.node_id = parse_int(k, v, 0, i32::MAX as i64)? as i32;
+        }
+        if let Some((k, v)) = get("listeners") {
+            config.listeners = parse_listeners(k, v)?;
+        }
+        if let Some((k, v)) = get("advertised.listeners") {
+            config.advertised_listeners = parse_advertised(k, v)?;
+        }
+        if let Some((k, v)) = get("log.dirs").or_else(|| get("log.dir")) {
+            let first = v.split(',').map(str::trim).find(|s| !s.is_empty());
+            let first = first.ok_or_else(|| invalid(k, v, "no directory given"))?;
+            config.log_dir = PathBuf::from(first);
+        }
+        if let Some((k, v)) = get("num.partitions") {
+            config.num_partitions = parse_int(k, v, 1, i32::MAX as i64)? as i32;
+        }
+        if let Some((k, v)) = get("default.replication.factor") {
+            config.default_replication_factor = parse_int(k, v, 1, i16::MAX as i64)? as i16;
+        }
+        if let Some((k, v)) = get("auto.create.topics.enable") {
+            config.auto_create_topics_enable = parse_bool(k, v)?;
+        }
+        if let Some((k, v)) = get("message.max.bytes") {
+            config.message_max_bytes = parse_int(k, v, 0, i32::MAX as i64)?;
+        }
+        if let Some((k, v)) = get("socket.request.max.bytes") {
+            config.socket_request_max_bytes = parse_int(k, v, 1, i32::MAX as i64)? as usize;
+        }
+        if let Some((k, v)) = get("log.segment.bytes") {
+            config.log_segment_bytes = parse_int(k, v, 14, i32::MAX as i64)?;
+        }
+        if let Some((k, v)) = get("log.roll.hours") {
+            config.log_roll_ms = parse_int(k, v, 1, i32::MAX as i64)? * 3_600_000;
+        }
+        if let Some((k, v)) = get("log.roll.ms") {
+            config.log_roll_ms = parse_int(k, v, 1, i64::MAX)?;
+        }
+        if let Some((k, v)) = get("log.retention.hours") {
+            config.log_retention_ms = retention(parse_int(k, v, -1, i32::MAX as i64)?, 3_600_000);
+        }
+        if let Some((k, v)) = get("log.retention.minutes") {
+            config.log_retention_ms = retention(parse_int(k, v, -1, i32::MAX as i64)?, 60_000);
+        }
+        if let Some((k, v)) = get("log.retention.ms") {
+            config.log_retention_ms = parse_int(k, v, -1, i64::MAX)?;
+        }
+        if let Some((k, v)) = get("log.retention.bytes") {
+            config.log_retention_bytes = parse_int(k, v, -1, i64::MAX)?;
+        }
+        if let Some((k, v)) = get("log.retention.check.interval.ms") {
+            config.log_retention_check_interval_ms = parse_int(k, v, 1, i64::MAX)? as u64;
+        }
+        if let Some((k, v)) = get("log.index.interval.bytes") {
+            config.log_index_interval_bytes = parse_int(k, v, 0, i32::MAX as i64)?;
+        }
+        if let Some((k, v)) = get("log.index.size.max.bytes") {
+            config.log_index_size_max_bytes = parse_int(k, v, 4, i32::MAX as i64)?;
+        }
+        if let Some((k, v)) = get("log.message.timestamp.type") {
+            if v != "CreateTime" && v != "LogAppendTime" {
+                return Err(invalid(k, v, "expected CreateTime or LogAppendTime"));
+            }
+            config.log_message_timestamp_type = v.to_string();
+        }
+        if let Some((k, v)) = get("log.cleanup.policy") {
+            if v != "delete" {
+                return Err(invalid(k, v, "only `delete` is supported so far"));
+            }
+            config.log_cleanup_policy = v.to_string();
+        }
+        if let Some((k, v)) = get("min.insync.replicas") {
+            config.min_insync_replicas = parse_int(k, v, 1, i32::MAX as i64)?;
+        }
+        if let Some((k, v)) = get("log.flush.offset.checkpoint.interval.ms") {
+            config.log_flush_offset_checkpoint_interval_ms = parse_int(k, v, 1, i64::MAX)? as u64;
+        }
+        if let Some((k, v)) = get("max.connections") {
+            config.max_connections = parse_int(k, v, 1, i32::MAX as i64)? as usize;
+        }
+        if let Some((k, v)) = get("queued.max.requests") {
+            config.queued_max_requests = parse_int(k, v, 1, i32::MAX as i64)? as usize;
+        }
+        config.explicit = props
+            .iter()
+            .filter(|(k, _)| ACTED_ON.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok((config, not_acted_on))
+    }
+}
+
+fn retention(value: i64, unit_ms: i64) -> i64 {
+    if value < 0 {
+        -1
+    } else {
+        value * unit_ms
+    }
+}
+
+fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Parses an integer within `[min, max]`; shared with topic configs.
+pub(crate) fn parse_int(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+    let parsed: i64 = value
+        .parse()
+        .map_err(|_| invalid(key, value, "not an integer"))?;
+    if parsed < min || parsed > max {
+        return Err(invalid(
+            key,
+            value,
+            &format!("must be between {min} and {max}"),
+        ));
+    }
+    Ok(parsed)
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(key, value, "expected true or false")),
+    }
+}
+
+fn split_listener<'a>(key: &str, item: &'a str) -> Result<(&'a str, &'a str, u16), ConfigError> {
+    let (name, rest) = item
+        .split_once("://")
+        .ok_or_else(|| invalid(key, item, "expected NAME://host:port"))?;
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| invalid(key, item, "expected NAME://host:port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| invalid(key, item, "port is not a number"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok((name, host, port))
+}
+
+fn parse_listeners(key: &str, value: &str) -> Result<Vec<ListenerConfig>, ConfigError> {
+    let mut out = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, host, port) = split_listener(key, item)?;
+        if name != "PLAINTEXT" {
+            return Err(invalid(
+                key,
+                item,
+                "only PLAINTEXT listeners are supported so far",
+            ));
+        }
+        let host = match host {
+            "" => "0.0.0.0",
+            "localhost" => "127.0.0.1",
+            h => h,
+        };
+        let ip: std::net::IpAddr = host
+            .parse()
+            .map_err(|_| invalid(key, item, "host must be an IP address or localhost"))?;
+        out.push(ListenerConfig {
+            name: name.to_string(),
+            address: SocketAddr::new(ip, port),
+        });
+    }
+    if out.is_empty() {
+        return Err(invalid(key, value, "no listener given"));
+    }
+    Ok(out)
+}
+
+fn parse_advertised(key: &str, value: &str) -> Result<Vec<(String, String, u16)>, ConfigError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            let (name, host, port) = split_listener(key, item)?;
+            Ok((name.to_string(), host.to_string(), port))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_kafkas() {
+        let (c, warn) = BrokerConfig::from_properties(&BTreeMap::new()).unwrap();
+        assert!(warn.is_empty());
+        assert_eq!(c.listeners[0].address.to_string(), "127.0.0.1:9092");
+        assert_eq!(c.message_max_bytes, 1_048_588);
+        assert_eq!(c.log_retention_ms, 604_800_000);
+        assert!(c.auto_create_topics_enable);
+    }
+
+    #[test]
+    fn unknown_key_is_refused_and_known_unused_key_warns() {
+        let err = BrokerConfig::from_properties(&props(&[("log.retention.hourz", "1")]));
+        assert_eq!(
+            err.unwrap_err(),
+            ConfigError::UnknownKey("log.retention.hourz".into())
+        );
+        let (_, warn) =
+            BrokerConfig::from_properties(&props(&[("num.network.threads", "3")])).unwrap();
+        assert_eq!(warn, vec!["num.network.threads".to_string()]);
+    }
+
+    #[test]
+    fn retention_units_and_precedence() {
+        let (c, _) = BrokerConfig::from_properties(&props(&[
+            ("log.retention.hours", "1"),
+            ("log.retention.minutes", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(c.log_retention_ms, 120_000);
+        let (c, _) = BrokerConfig::from_properties(&props(&[
+            ("log.retention.ms", "5"),
+            ("log.retention.minutes", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(c.log_retention_ms, 5);
+    }
+
+    #[test]
+    fn listeners_parse() {
+        let (c, _) =
+            BrokerConfig::from_properties(&props(&[("listeners", "PLAINTEXT://localhost:0")]))
+                .unwrap();
+        assert_eq!(c.listeners[0].address.to_string(), "127.0.0.1:0");
+        assert!(BrokerConfig::from_properties(&props(&[("listeners", "PLAINTEXT:9092")])).is_err());
+        assert!(BrokerConfig::from_properties(&props(&[("num.partitions", "zero")])).is_err());
+    }
+}
+
+impl BrokerConfig {
+    /// Effective values of the broker keys Fjord acts on, for DescribeConfigs.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        let listeners = self
+            .listeners
+            .iter()
+            .map(|l| format!("{}://{}", l.name, l.address))
+            .collect::<Vec<_>>()
+            .join(",");
+        let advertised = self
+            .advertised_listeners
+            .iter()
+            .map(|(n, h, p)| format!("{n}://{h}:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        vec![
+            ("advertised.listeners", advertised),
+            (
+                "auto.create.topics.enable",
+                self.auto_create_topics_enable.to_string(),
+            ),
+            (
+                "default.replication.factor",
+                self.default_replication_factor.to_string(),
+            ),
+            ("listeners", listeners),
+            ("log.cleanup.policy", self.log_cleanup_policy.clone()),
+            ("log.dirs", self.log_dir.display().to_string()),
+            (
+                "log.flush.offset.checkpoint.interval.ms",
+                self.log_flush_offset_checkpoint_interval_ms.to_string(),
+            ),
+            (
+                "log.index.interval.bytes",
+                self.log_index_interval_bytes.to_string(),
+            ),
+            (
+                "log.index.size.max.bytes",
+                self.log_index_size_max_bytes.to_string(),
+            ),
+            (
+                "log.message.timestamp.type",
+                self.log_message_timestamp_type.clone(),
+            ),
+            ("log.retention.bytes", self.log_retention_bytes.to_string()),
+            (
+                "log.retention.check.interval.ms",
+                self.log_retention_check_interval_ms.to_string(),
+            ),
+            ("log.retention.ms", self.log_retention_ms.to_string()),
+            ("log.roll.ms", self.log_roll_ms.to_string()),
+            ("log.segment.bytes", self.log_segment_bytes.to_string()),
+            ("max.connections", self.max_connections.to_string()),
+            ("message.max.bytes", self.message_max_bytes.to_string()),
+            ("min.insync.replicas", self.min_insync_replicas.to_string()),
+            ("node.id", self.node_id.to_string()),
+            ("num.partitions", self.num_partitions.to_string()),
+            ("queued.max.requests", self.queued_max_requests.to_string()),
+            (
+                "socket.request.max.bytes",
+                self.socket_request_max_bytes.to_string(),
+            ),
+        ]
+    }
+
+    /// Whether `key` (or one of its unit variants) was set explicitly.
+    pub fn is_explicit(&self, key: &str) -> bool {
+        let variants: &[&str] = match key {
+            "log.retention.ms" => &[
+                "log.retention.ms",
+                "log.retention.minutes",
+                "log.retention.hours",
+            ],
+            "log.roll.ms" => &["log.roll.ms", "log.roll.hours"],
+            "log.dirs" => &["log.dirs", "log.dir"],
+            "node.id" => &["node.id", "broker.id"],
+            _ => return self.explicit.contains_key(key),
+        };
+        variants.iter().any(|k| self.explicit.contains_key(*k))
+    }
+}

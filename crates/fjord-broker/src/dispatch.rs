@@ -1,0 +1,149 @@
+//! From a request frame to a response frame: header, version check, decode, handler, encode.
+//!
+//! Anything a client can send is answered or refused here without panicking: unknown api keys
+//! and unserved versions get UNSUPPORTED_VERSION (ApiVersions gets Kafka's full v0 answer so
+//! clients can downgrade), and a body that does not decode closes that one connection, as Kafka
+//! does.
+
+use bytes::Bytes;
+use fjord_protocol::api_versions;
+use fjord_protocol::frame::{
+    decode_request_header, encode_response, encode_unsupported_version, peek_preamble,
+};
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use crate::authorizer::Session;
+use crate::handlers;
+use crate::Broker;
+
+/// What the connection should do after a request.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Write this frame.
+    Respond(Bytes),
+    /// acks=0 produce: Kafka sends nothing back.
+    NoResponse,
+    /// The request was unreadable; close the connection with this reason.
+    Close(String),
+}
+
+/// The parts of a request header a handler may need.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestContext<'a> {
+    /// The requested version of the API.
+    pub(crate) api_version: i16,
+    /// The client id from the header, for logs.
+    #[allow(dead_code)]
+    pub(crate) client_id: Option<String>,
+    /// Listener and principal of the connection.
+    pub(crate) session: &'a Session,
+    /// Which broker listener the request arrived on.
+    pub(crate) listener: &'a str,
+}
+
+/// Handles one request frame.
+pub(crate) async fn handle_frame(broker: &Broker, session: &Session, mut frame: Bytes) -> Outcome {
+    let pre = match peek_preamble(&frame) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Close(e.to_string()),
+    };
+    let Ok(api_key) = ApiKey::try_from(pre.api_key) else {
+        tracing::warn!(api_key = pre.api_key, "request with an unknown api key");
+        return Outcome::Respond(encode_unsupported_version(pre.correlation_id));
+    };
+    if !api_versions::is_supported(pre.api_key, pre.api_version) {
+        if api_key == ApiKey::ApiVersions {
+            return respond(
+                ApiKey::ApiVersions,
+                0,
+                pre.correlation_id,
+                &handlers::api_versions::unsupported_version_response(),
+            );
+        }
+        tracing::warn!(
+            ?api_key,
+            version = pre.api_version,
+            "request for an unsupported version"
+        );
+        return Outcome::Respond(encode_unsupported_version(pre.correlation_id));
+    }
+    let header = match decode_request_header(&mut frame, api_key, pre.api_version) {
+        Ok(h) => h,
+        Err(e) => return Outcome::Close(e.to_string()),
+    };
+    let ctx = RequestContext {
+        api_version: pre.api_version,
+        client_id: header.client_id.as_ref().map(|s| s.to_string()),
+        session,
+        listener: &session.listener,
+    };
+    // The header's strings share the frame buffer; dropping it lets a produce take its records
+    // without copying them.
+    drop(header);
+    dispatch(broker, &ctx, pre.correlation_id, api_key, frame).await
+}
+
+fn decode<T: Decodable>(api_key: ApiKey, body: &mut Bytes, version: i16) -> Result<T, Outcome> {
+    T::decode(body, version)
+        .map_err(|e| Outcome::Close(format!("cannot decode {api_key:?} v{version} request: {e}")))
+}
+
+fn respond<T: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, body: &T) -> Outcome {
+    match encode_response(api_key, version, correlation_id, body) {
+        Ok(bytes) => Outcome::Respond(bytes),
+        Err(e) => {
+            tracing::error!(error = %e, "response encoding failed");
+            Outcome::Close(e.to_string())
+        }
+    }
+}
+
+async fn dispatch(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    cid: i32,
+    api_key: ApiKey,
+    mut body: Bytes,
+) -> Outcome {
+    let v = ctx.api_version;
+    macro_rules! serve {
+        (async, $handler:expr) => {
+            match decode(api_key, &mut body, v) {
+                Ok(request) => respond(api_key, v, cid, &$handler(broker, ctx, request).await),
+                Err(outcome) => outcome,
+            }
+        };
+        ($handler:expr) => {
+            match decode(api_key, &mut body, v) {
+                Ok(request) => respond(api_key, v, cid, &$handler(broker, ctx, request)),
+                Err(outcome) => outcome,
+            }
+        };
+    }
+    match api_key {
+        ApiKey::ApiVersions => serve!(handlers::api_versions::handle),
+        ApiKey::Metadata => serve!(handlers::metadata::handle),
+        ApiKey::Produce => match decode(api_key, &mut body, v) {
+            Ok(request) => match {
+                drop(body);
+                handlers::produce::handle(broker, ctx, request).await
+            } {
+                Some(response) => respond(api_key, v, cid, &response),
+                None => Outcome::NoResponse,
+            },
+            Err(outcome) => outcome,
+        },
+        ApiKey::Fetch => serve!(async, handlers::fetch::handle),
+        ApiKey::ListOffsets => serve!(handlers::list_offsets::handle),
+        ApiKey::CreateTopics => serve!(handlers::create_topics::handle),
+        ApiKey::DeleteTopics => serve!(handlers::delete_topics::handle),
+        ApiKey::DescribeConfigs => serve!(handlers::describe_configs::handle),
+        // The version table and this match are kept in step by a test; reaching here means an
+        // api was listed without a handler.
+        other => {
+            tracing::error!(api_key = ?other, "api listed as supported has no handler");
+            Outcome::Respond(encode_unsupported_version(cid))
+        }
+    }
+}

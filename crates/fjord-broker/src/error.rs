@@ -1,0 +1,40 @@
+//! The one place where internal errors become Kafka error codes.
+//!
+//! Libraries below the broker report typed errors with no knowledge of the wire; handlers call
+//! [`storage_error`] (and friends) so every code path maps the same failure to the same code.
+
+use fjord_storage::StorageError;
+use kafka_protocol::ResponseError;
+
+use crate::config::ConfigError;
+use crate::log_manager::TopicError;
+
+/// The Kafka error for a failed log operation, with a message for the client where the
+/// protocol carries one.
+pub(crate) fn storage_error(e: &StorageError) -> ResponseError {
+    match e {
+        StorageError::CorruptBatch { .. } => ResponseError::CorruptMessage,
+        StorageError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+        StorageError::RecordListTooLarge { .. } => ResponseError::RecordListTooLarge,
+        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        StorageError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        _ => ResponseError::KafkaStorageError,
+    }
+}
+
+/// The Kafka error for a failed topic operation.
+pub(crate) fn topic_error(e: &TopicError) -> ResponseError {
+    match e {
+        TopicError::InvalidName { .. } => ResponseError::InvalidTopicException,
+        TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
+        TopicError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+        TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        TopicError::ReplicaAssignmentUnsupported => ResponseError::InvalidRequest,
+        TopicError::Config(ConfigError::UnknownKey(_) | ConfigError::InvalidValue { .. }) => {
+            ResponseError::InvalidConfig
+        }
+        TopicError::Storage(e) => storage_error(e),
+        TopicError::Persist(_) => ResponseError::KafkaStorageError,
+    }
+}

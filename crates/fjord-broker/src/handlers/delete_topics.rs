@@ -1,0 +1,77 @@
+//! DeleteTopics, by name (v1-v5) or by name or id (v6).
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::str_bytes;
+use crate::authorizer::{Operation, Resource};
+use crate::dispatch::RequestContext;
+use crate::error::topic_error;
+use crate::Broker;
+
+/// Deletes every requested topic independently.
+pub(crate) fn handle(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
+    let targets: Vec<(Option<TopicName>, Uuid)> = if ctx.api_version >= 6 {
+        request
+            .topics
+            .into_iter()
+            .map(|t| (t.name, t.topic_id))
+            .collect()
+    } else {
+        request
+            .topic_names
+            .into_iter()
+            .map(|n| (Some(n), Uuid::nil()))
+            .collect()
+    };
+    let mut response = DeleteTopicsResponse::default();
+    for (name, id) in targets {
+        let mut result = DeletableTopicResult::default();
+        result.topic_id = id;
+        result.name = name.clone();
+        let resolved = match (&name, id.is_nil()) {
+            (Some(n), _) => Ok(n.to_string()),
+            (None, false) => broker.logs.topic_by_id(id).map(|t| t.name.clone()).ok_or((
+                ResponseError::UnknownTopicId,
+                format!("no topic has id {id}"),
+            )),
+            (None, true) => Err((
+                ResponseError::InvalidRequest,
+                "neither a topic name nor an id".to_string(),
+            )),
+        };
+        let outcome = resolved.and_then(|name| {
+            if !broker
+                .authorizer
+                .authorize(ctx.session, Operation::Delete, Resource::Topic(&name))
+            {
+                return Err((
+                    ResponseError::TopicAuthorizationFailed,
+                    "not authorized".to_string(),
+                ));
+            }
+            broker
+                .logs
+                .delete_topic(&name)
+                .map_err(|e| (topic_error(&e), e.to_string()))
+        });
+        match outcome {
+            Ok(topic) => {
+                result.name = Some(TopicName(str_bytes(topic.name.clone())));
+                result.topic_id = topic.id;
+            }
+            Err((code, message)) => {
+                result.error_code = code.code();
+                result.error_message = Some(str_bytes(message));
+            }
+        }
+        response.responses.push(result);
+    }
+    response
+}

@@ -1,0 +1,130 @@
+//! DescribeConfigs for topics and the broker, with effective values and where they come from.
+
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::ResponseError;
+
+use super::str_bytes;
+use crate::authorizer::{Operation, Resource};
+use crate::dispatch::RequestContext;
+use crate::topic_config::{ConfigEntry, ConfigSource, ConfigType};
+use crate::Broker;
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+
+/// Describes each requested resource independently.
+pub(crate) fn handle(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    request: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let mut response = DescribeConfigsResponse::default();
+    for resource in request.resources {
+        let mut result = DescribeConfigsResult::default();
+        result.resource_type = resource.resource_type;
+        result.resource_name = resource.resource_name.clone();
+        let name = resource.resource_name.to_string();
+        let entries = match resource.resource_type {
+            RESOURCE_TOPIC => {
+                if !broker.authorizer.authorize(
+                    ctx.session,
+                    Operation::DescribeConfigs,
+                    Resource::Topic(&name),
+                ) {
+                    Err((
+                        ResponseError::TopicAuthorizationFailed,
+                        "not authorized".into(),
+                    ))
+                } else {
+                    match broker.logs.topic(&name) {
+                        Some(topic) => Ok(topic
+                            .config
+                            .read()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .describe(&broker.config)),
+                        None => Err((
+                            ResponseError::UnknownTopicOrPartition,
+                            format!("topic `{name}` does not exist"),
+                        )),
+                    }
+                }
+            }
+            RESOURCE_BROKER => {
+                if !name.is_empty() && name != broker.config.node_id.to_string() {
+                    Err((
+                        ResponseError::InvalidRequest,
+                        format!("this is broker {}, not `{name}`", broker.config.node_id),
+                    ))
+                } else {
+                    Ok(broker_entries(broker))
+                }
+            }
+            other => Err((
+                ResponseError::InvalidRequest,
+                format!("resource type {other} has no configs here"),
+            )),
+        };
+        match entries {
+            Ok(entries) => {
+                let keys = resource.configuration_keys.as_ref();
+                result.configs = entries
+                    .into_iter()
+                    .filter(|e| keys.is_none_or(|ks| ks.iter().any(|k| k.as_str() == e.name)))
+                    .map(|e| to_result(e, request.include_synonyms))
+                    .collect();
+            }
+            Err((code, message)) => {
+                result.error_code = code.code();
+                result.error_message = Some(str_bytes(message));
+            }
+        }
+        response.results.push(result);
+    }
+    response
+}
+
+fn broker_entries(broker: &Broker) -> Vec<ConfigEntry> {
+    broker
+        .config
+        .describe()
+        .into_iter()
+        .map(|(name, value)| ConfigEntry {
+            name: name.to_string(),
+            value,
+            source: if broker.config.is_explicit(name) {
+                ConfigSource::StaticBroker
+            } else {
+                ConfigSource::Default
+            },
+            config_type: match name {
+                "auto.create.topics.enable" => ConfigType::Boolean,
+                "listeners" | "advertised.listeners" | "log.dirs" | "log.cleanup.policy" => {
+                    ConfigType::List
+                }
+                "log.message.timestamp.type" => ConfigType::String,
+                _ => ConfigType::Long,
+            },
+        })
+        .collect()
+}
+
+fn to_result(entry: ConfigEntry, include_synonyms: bool) -> DescribeConfigsResourceResult {
+    let mut r = DescribeConfigsResourceResult::default();
+    r.name = str_bytes(entry.name.clone());
+    r.value = Some(str_bytes(entry.value.clone()));
+    r.config_source = entry.source as i8;
+    r.config_type = entry.config_type as i8;
+    // Changing configs at runtime (AlterConfigs) is not served yet, so every value is fixed.
+    r.read_only = true;
+    if include_synonyms {
+        let mut s = DescribeConfigsSynonym::default();
+        s.name = str_bytes(entry.name);
+        s.value = Some(str_bytes(entry.value));
+        s.source = entry.source as i8;
+        r.synonyms = vec![s];
+    }
+    r
+}

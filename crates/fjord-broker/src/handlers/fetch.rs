@@ -1,0 +1,192 @@
+//! Fetch: whole batches from each partition, bounded by `max_bytes` and `partition_max_bytes`,
+//! long-polling until `min_bytes` are available or `max_wait_ms` passes.
+//!
+//! The first partition with data always returns at least one whole batch even when that batch
+//! is larger than the limits (Kafka's rule, so a consumer never stalls on a big batch). Waiting
+//! is driven by each partition's log-end watch: an append wakes the fetch, nothing polls.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::select_all;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::ResponseError;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::authorizer::{Operation, Resource};
+use crate::dispatch::RequestContext;
+use crate::error::storage_error;
+use crate::partition::{Partition, PartitionError};
+use crate::Broker;
+
+/// Kafka's isolation level byte for read_committed.
+const READ_COMMITTED: i8 = 1;
+
+/// One requested partition, resolved once per request.
+struct Wanted {
+    partition: Option<Arc<Partition>>,
+    authorized: bool,
+    index: i32,
+    fetch_offset: i64,
+    max_bytes: usize,
+    current_leader_epoch: i32,
+}
+
+/// Serves a fetch, waiting for data as the request allows.
+pub(crate) async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    request: FetchRequest,
+) -> FetchResponse {
+    let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let max_bytes = if request.max_bytes <= 0 {
+        usize::MAX
+    } else {
+        request.max_bytes as usize
+    };
+    let read_committed = request.isolation_level == READ_COMMITTED;
+    let wanted: Vec<(kafka_protocol::messages::TopicName, Vec<Wanted>)> = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = broker.logs.topic(t.topic.as_str());
+            let authorized = broker.authorizer.authorize(
+                ctx.session,
+                Operation::Read,
+                Resource::Topic(t.topic.as_str()),
+            );
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| Wanted {
+                    partition: topic
+                        .as_ref()
+                        .and_then(|t| t.partition(p.partition).cloned()),
+                    authorized,
+                    index: p.partition,
+                    fetch_offset: p.fetch_offset,
+                    max_bytes: p.partition_max_bytes.max(0) as usize,
+                    current_leader_epoch: p.current_leader_epoch,
+                })
+                .collect();
+            (t.topic, partitions)
+        })
+        .collect();
+
+    loop {
+        // Subscribe before reading, so an append between the read and the wait still wakes us.
+        let mut watches: Vec<watch::Receiver<i64>> = wanted
+            .iter()
+            .flat_map(|(_, ps)| ps.iter())
+            .filter_map(|w| w.partition.as_ref().map(|p| p.subscribe_log_end()))
+            .collect();
+        let (response, bytes, has_error) = read_once(&wanted, max_bytes, read_committed);
+        let now = Instant::now();
+        if bytes >= min_bytes || has_error || now >= deadline || watches.is_empty() {
+            return response;
+        }
+        let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            // Deadline passed: one last read so data that arrived meanwhile is not held back.
+            return read_once(&wanted, max_bytes, read_committed).0;
+        }
+    }
+}
+
+/// Reads every wanted partition once; returns the response, bytes returned, and whether any
+/// partition errored (errors are answered at once rather than waited on).
+fn read_once(
+    wanted: &[(kafka_protocol::messages::TopicName, Vec<Wanted>)],
+    max_bytes: usize,
+    read_committed: bool,
+) -> (FetchResponse, usize, bool) {
+    let mut response = FetchResponse::default();
+    let mut total = 0usize;
+    let mut has_error = false;
+    for (name, partitions) in wanted {
+        let mut topic_response = FetchableTopicResponse::default();
+        topic_response.topic = name.clone();
+        for w in partitions {
+            let mut data = PartitionData::default();
+            data.partition_index = w.index;
+            data.high_watermark = -1;
+            data.last_stable_offset = -1;
+            data.log_start_offset = -1;
+            data.aborted_transactions = read_committed.then(Vec::new);
+            let remaining = max_bytes.saturating_sub(total);
+            match read_partition(w, remaining, total == 0) {
+                Ok((records, log_start, log_end)) => {
+                    total += records.len();
+                    data.high_watermark = log_end;
+                    data.last_stable_offset = log_end;
+                    data.log_start_offset = log_start;
+                    data.records = Some(records);
+                }
+                Err((code, offsets)) => {
+                    has_error = true;
+                    data.error_code = code.code();
+                    if let Some((log_start, log_end)) = offsets {
+                        data.high_watermark = log_end;
+                        data.last_stable_offset = log_end;
+                        data.log_start_offset = log_start;
+                    }
+                    data.records = Some(Bytes::new());
+                }
+            }
+            topic_response.partitions.push(data);
+        }
+        response.responses.push(topic_response);
+    }
+    (response, total, has_error)
+}
+
+type PartitionRead = Result<(Bytes, i64, i64), (ResponseError, Option<(i64, i64)>)>;
+
+fn read_partition(w: &Wanted, remaining: usize, first_with_data: bool) -> PartitionRead {
+    let Some(partition) = w.partition.as_ref() else {
+        return Err((ResponseError::UnknownTopicOrPartition, None));
+    };
+    if !w.authorized {
+        return Err((ResponseError::TopicAuthorizationFailed, None));
+    }
+    if w.current_leader_epoch > 0 {
+        return Err((ResponseError::UnknownLeaderEpoch, None));
+    }
+    let limit = w.max_bytes.min(remaining);
+    let (plan, offsets) = match partition.read(w.fetch_offset, limit) {
+        Ok(r) => r,
+        Err(PartitionError::Storage(e)) => {
+            let offsets = partition
+                .offsets()
+                .ok()
+                .map(|o| (o.log_start_offset, o.log_end_offset));
+            return Err((storage_error(&e), offsets));
+        }
+        Err(PartitionError::Closed(_)) => {
+            return Err((ResponseError::UnknownTopicOrPartition, None))
+        }
+    };
+    // The storage layer always yields one whole batch; beyond the first partition with data a
+    // batch that does not fit waits for the next fetch.
+    if plan.len() > limit && !first_with_data {
+        return Ok((
+            Bytes::new(),
+            offsets.log_start_offset,
+            offsets.log_end_offset,
+        ));
+    }
+    let mut buf = Vec::with_capacity(plan.len());
+    if let Err(e) = plan.read_into(&mut buf) {
+        tracing::error!(partition = %partition.name, error = %e, "read failed");
+        return Err((ResponseError::KafkaStorageError, None));
+    }
+    Ok((
+        Bytes::from(buf),
+        offsets.log_start_offset,
+        offsets.log_end_offset,
+    ))
+}

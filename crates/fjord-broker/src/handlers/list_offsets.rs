@@ -1,0 +1,73 @@
+//! ListOffsets: earliest, latest, max-timestamp, and offset-for-timestamp lookups.
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::ResponseError;
+
+use crate::dispatch::RequestContext;
+use crate::error::storage_error;
+use crate::partition::PartitionError;
+use crate::Broker;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+
+/// Answers ListOffsets for every requested partition.
+pub(crate) fn handle(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let mut response = ListOffsetsResponse::default();
+    for t in request.topics {
+        let topic = broker.logs.topic(t.name.as_str());
+        let mut topic_response = ListOffsetsTopicResponse::default();
+        topic_response.name = t.name;
+        for requested in t.partitions {
+            let mut r = ListOffsetsPartitionResponse::default();
+            r.partition_index = requested.partition_index;
+            r.timestamp = -1;
+            r.offset = -1;
+            if ctx.api_version >= 4 {
+                r.leader_epoch = 0;
+            }
+            let partition = topic
+                .as_ref()
+                .and_then(|t| t.partition(requested.partition_index));
+            let result = match partition {
+                None => Err(ResponseError::UnknownTopicOrPartition),
+                Some(_) if requested.current_leader_epoch > 0 => {
+                    Err(ResponseError::UnknownLeaderEpoch)
+                }
+                Some(partition) => partition
+                    .with_log(|log| {
+                        Ok(match requested.timestamp {
+                            LATEST => Some((log.log_end_offset(), -1)),
+                            EARLIEST => Some((log.log_start_offset(), -1)),
+                            MAX_TIMESTAMP => log.max_timestamp().map(|(ts, off)| (off, ts)),
+                            ts if ts >= 0 => log.offset_for_timestamp(ts)?,
+                            _ => None,
+                        })
+                    })
+                    .map_err(|e| match e {
+                        PartitionError::Storage(e) => storage_error(&e),
+                        PartitionError::Closed(_) => ResponseError::UnknownTopicOrPartition,
+                    }),
+            };
+            match result {
+                Ok(Some((offset, timestamp))) => {
+                    r.offset = offset;
+                    r.timestamp = timestamp;
+                }
+                Ok(None) => {}
+                Err(code) => r.error_code = code.code(),
+            }
+            topic_response.partitions.push(r);
+        }
+        response.topics.push(topic_response);
+    }
+    response
+}

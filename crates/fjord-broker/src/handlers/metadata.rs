@@ -1,0 +1,163 @@
+//! Metadata: brokers, the cluster id, and topics with their partitions. On a single node this
+//! broker leads every partition at leader epoch 0.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::ResponseError;
+
+use super::str_bytes;
+use crate::authorizer::{Operation, Resource};
+use crate::dispatch::RequestContext;
+use crate::error::topic_error;
+use crate::log_manager::{validate_topic_name, NewTopic, Topic, TopicError};
+use crate::Broker;
+
+/// Kafka reports "authorized operations not requested" as this sentinel.
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+/// Answers Metadata, auto-creating requested topics when both broker and client allow it.
+pub(crate) fn handle(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    request: MetadataRequest,
+) -> MetadataResponse {
+    let node_id = broker.config.node_id;
+    let mut response = MetadataResponse::default();
+    response.brokers = broker
+        .advertised
+        .iter()
+        .filter(|l| l.name == ctx.listener)
+        .map(|l| {
+            let mut b = MetadataResponseBroker::default();
+            b.node_id = BrokerId(node_id);
+            b.host = str_bytes(l.host.clone());
+            b.port = i32::from(l.port);
+            b
+        })
+        .collect();
+    response.cluster_id = Some(str_bytes(broker.logs.cluster_id()));
+    response.controller_id = BrokerId(node_id);
+    response.cluster_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+
+    // v0: an empty list means all topics; v1+: null means all, empty means none.
+    let requested = match request.topics {
+        None => None,
+        Some(list) if list.is_empty() && ctx.api_version == 0 => None,
+        Some(list) => Some(list),
+    };
+    // v0-v3 have no flag: those clients expect auto-creation.
+    let allow_auto_create = ctx.api_version < 4 || request.allow_auto_topic_creation;
+    response.topics = match requested {
+        None => broker
+            .logs
+            .topics()
+            .iter()
+            .filter(|t| authorized(broker, ctx, &t.name))
+            .map(|t| topic_metadata(t, node_id))
+            .collect(),
+        Some(list) => list
+            .into_iter()
+            .map(|requested| {
+                let by_id = requested.name.is_none() && !requested.topic_id.is_nil();
+                let found = match (&requested.name, by_id) {
+                    (Some(name), _) => {
+                        lookup_or_create(broker, ctx, name.as_str(), allow_auto_create)
+                    }
+                    (None, true) => broker
+                        .logs
+                        .topic_by_id(requested.topic_id)
+                        .ok_or_else(|| TopicError::UnknownTopic(requested.topic_id.to_string())),
+                    (None, false) => Err(TopicError::InvalidName {
+                        name: String::new(),
+                        reason: "neither a name nor an id".into(),
+                    }),
+                };
+                match found {
+                    Ok(topic) => topic_metadata(&topic, node_id),
+                    Err(e) => {
+                        let mut t = MetadataResponseTopic::default();
+                        t.name = requested.name.clone();
+                        t.topic_id = requested.topic_id;
+                        t.error_code = match (&e, by_id) {
+                            (TopicError::UnknownTopic(_), true) => {
+                                ResponseError::UnknownTopicId.code()
+                            }
+                            _ => topic_error(&e).code(),
+                        };
+                        t.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+                        t
+                    }
+                }
+            })
+            .collect(),
+    };
+    response
+}
+
+fn authorized(broker: &Broker, ctx: &RequestContext<'_>, topic: &str) -> bool {
+    broker
+        .authorizer
+        .authorize(ctx.session, Operation::Describe, Resource::Topic(topic))
+}
+
+fn lookup_or_create(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    name: &str,
+    allow_auto_create: bool,
+) -> Result<Arc<Topic>, TopicError> {
+    validate_topic_name(name)?;
+    if let Some(topic) = broker.logs.topic(name) {
+        return Ok(topic);
+    }
+    let may_create = allow_auto_create
+        && broker.config.auto_create_topics_enable
+        && broker
+            .authorizer
+            .authorize(ctx.session, Operation::Create, Resource::Topic(name));
+    if !may_create {
+        return Err(TopicError::UnknownTopic(name.to_string()));
+    }
+    let new = NewTopic {
+        name: name.to_string(),
+        num_partitions: -1,
+        replication_factor: -1,
+        has_assignments: false,
+        configs: Default::default(),
+    };
+    match broker.logs.create_topic(&new) {
+        Ok(topic) => Ok(topic),
+        // Another client created it between the lookup and the create.
+        Err(TopicError::AlreadyExists(_)) => broker
+            .logs
+            .topic(name)
+            .ok_or_else(|| TopicError::UnknownTopic(name.to_string())),
+        Err(e) => Err(e),
+    }
+}
+
+fn topic_metadata(topic: &Topic, node_id: i32) -> MetadataResponseTopic {
+    let mut t = MetadataResponseTopic::default();
+    t.name = Some(TopicName(str_bytes(topic.name.clone())));
+    t.topic_id = topic.id;
+    t.is_internal = topic.is_internal();
+    t.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    t.partitions = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            let mut m = MetadataResponsePartition::default();
+            m.partition_index = p.index;
+            m.leader_id = BrokerId(node_id);
+            m.leader_epoch = 0;
+            m.replica_nodes = vec![BrokerId(node_id)];
+            m.isr_nodes = vec![BrokerId(node_id)];
+            m
+        })
+        .collect();
+    t
+}

@@ -1,0 +1,148 @@
+//! Produce: validate and append batches; acks=all answers only once the data is fsynced.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use fjord_protocol::batch::{BatchIter, Compression};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::ResponseError;
+
+use super::str_bytes;
+use crate::authorizer::{Operation, Resource};
+use crate::dispatch::RequestContext;
+use crate::error::storage_error;
+use crate::log_manager::now_ms;
+use crate::partition::{Partition, PartitionError};
+use crate::Broker;
+use std::sync::Arc;
+
+/// Kafka accepts zstd batches only from clients new enough to fetch them (KIP-110).
+const ZSTD_MIN_PRODUCE_VERSION: i16 = 7;
+
+fn uses_zstd(records: &[u8]) -> bool {
+    BatchIter::headers_only(records)
+        .filter_map(Result::ok)
+        .any(|(h, _)| matches!(h.compression(), Ok(Compression::Zstd)))
+}
+
+/// A partition append that must become durable before acks=all is answered.
+struct PendingDurability {
+    topic: usize,
+    partition: usize,
+    handle: Arc<Partition>,
+    end_offset: i64,
+}
+
+/// Appends every partition's batches; returns `None` for acks=0, which gets no response.
+pub(crate) async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    request: ProduceRequest,
+) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let acks_valid = matches!(acks, -1..=1);
+    let now = now_ms();
+    let mut pending = Vec::new();
+    let mut response = ProduceResponse::default();
+    for (ti, topic_data) in request.topic_data.into_iter().enumerate() {
+        let name = topic_data.name.to_string();
+        let topic = broker.logs.topic(&name);
+        let allowed =
+            broker
+                .authorizer
+                .authorize(ctx.session, Operation::Write, Resource::Topic(&name));
+        let mut topic_response = TopicProduceResponse::default();
+        topic_response.name = topic_data.name;
+        for (pi, data) in topic_data.partition_data.into_iter().enumerate() {
+            let mut p = PartitionProduceResponse::default();
+            p.index = data.index;
+            p.base_offset = -1;
+            p.log_append_time_ms = -1;
+            p.log_start_offset = -1;
+            let partition = topic.as_ref().and_then(|t| t.partition(data.index));
+            let outcome = match (acks_valid, allowed, partition, data.records) {
+                (false, ..) => Err((ResponseError::InvalidRequiredAcks, None)),
+                (_, false, ..) => Err((ResponseError::TopicAuthorizationFailed, None)),
+                (_, _, None, _) => Err((ResponseError::UnknownTopicOrPartition, None)),
+                (_, _, Some(_), None) => Err((
+                    ResponseError::CorruptMessage,
+                    Some("the partition carries no record batches".to_string()),
+                )),
+                (_, _, Some(_), Some(records))
+                    if ctx.api_version < ZSTD_MIN_PRODUCE_VERSION && uses_zstd(&records) =>
+                {
+                    Err((
+                        ResponseError::UnsupportedCompressionType,
+                        Some(format!(
+                            "zstd needs produce v{ZSTD_MIN_PRODUCE_VERSION} or later"
+                        )),
+                    ))
+                }
+                (_, _, Some(partition), Some(records)) => {
+                    // Zero copy when this partition's bytes are the only view of the buffer.
+                    let mut owned = records
+                        .try_into_mut()
+                        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+                    match partition.append(&mut owned, now) {
+                        Ok(info) => {
+                            p.base_offset = info.first_offset;
+                            p.log_append_time_ms = info.log_append_time.unwrap_or(-1);
+                            p.log_start_offset = info.log_start_offset;
+                            if acks == -1 {
+                                pending.push(PendingDurability {
+                                    topic: ti,
+                                    partition: pi,
+                                    handle: partition.clone(),
+                                    end_offset: info.last_offset + 1,
+                                });
+                            }
+                            Ok(())
+                        }
+                        Err(PartitionError::Storage(e)) => {
+                            tracing::debug!(partition = %partition.name, error = %e, "produce refused");
+                            Err((storage_error(&e), Some(e.to_string())))
+                        }
+                        Err(e @ PartitionError::Closed(_)) => {
+                            Err((ResponseError::UnknownTopicOrPartition, Some(e.to_string())))
+                        }
+                    }
+                }
+            };
+            if let Err((code, message)) = outcome {
+                p.error_code = code.code();
+                p.error_message = message.map(str_bytes);
+            }
+            topic_response.partition_responses.push(p);
+        }
+        response.responses.push(topic_response);
+    }
+    if acks == 0 {
+        return None;
+    }
+    if !pending.is_empty() {
+        let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+        for p in &pending {
+            broker.logs.flusher().request(p.handle.clone());
+        }
+        for p in pending {
+            let mut durable = p.handle.subscribe_durable();
+            let reached = tokio::time::timeout(
+                timeout,
+                durable.wait_for(|offset| *offset >= p.end_offset || !p.handle.is_open()),
+            )
+            .await;
+            let failed = match reached {
+                Ok(Ok(_)) if p.handle.is_open() => None,
+                Ok(_) => Some(ResponseError::UnknownTopicOrPartition),
+                Err(_) => Some(ResponseError::RequestTimedOut),
+            };
+            if let Some(code) = failed {
+                let r = &mut response.responses[p.topic].partition_responses[p.partition];
+                r.error_code = code.code();
+                r.base_offset = -1;
+            }
+        }
+    }
+    Some(response)
+}

@@ -1,0 +1,559 @@
+//! The topics and partitions this broker hosts, their on-disk state, and the background work on
+//! them (retention, recovery-point checkpoints, clean shutdown).
+//!
+//! ```text
+//! <log.dir>/
+//!   meta.properties                      cluster.id, node.id (Kafka's format)
+//!   fjord-topics.json                    topic names, ids, partition counts, topic configs
+//!   recovery-point-offset-checkpoint     per partition: offsets known durable (Kafka's format)
+//!   .kafka_cleanshutdown                 present only between a clean stop and the next start
+//!   <topic>-<partition>/                 one log per partition (see fjord-storage)
+//! ```
+//! Topic metadata is a single JSON file rewritten atomically on every change; it becomes a
+//! Raft-replicated metadata log when clustering arrives.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use fjord_storage::{checkpoint, IoVerb, Log, StorageError};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::{BrokerConfig, ConfigError};
+use crate::flusher::Flusher;
+use crate::partition::Partition;
+use crate::topic_config::TopicConfig;
+
+/// Longest topic name Kafka allows (so that `<topic>-<partition>` fits in a file name).
+const MAX_TOPIC_NAME_LEN: usize = 249;
+const TOPICS_FILE: &str = "fjord-topics.json";
+const RECOVERY_CHECKPOINT_FILE: &str = "recovery-point-offset-checkpoint";
+const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+const META_FILE: &str = "meta.properties";
+
+/// A failed topic operation.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    /// The name breaks Kafka's naming rules or is reserved.
+    #[error("invalid topic name `{name}`: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+    /// CreateTopics for an existing topic.
+    #[error("topic `{0}` already exists")]
+    AlreadyExists(String),
+    /// No such topic.
+    #[error("topic `{0}` does not exist")]
+    UnknownTopic(String),
+    /// A partition count below 1.
+    #[error("number of partitions must be at least 1, got {0}")]
+    InvalidPartitions(i32),
+    /// A replication factor this cluster cannot satisfy.
+    #[error("replication factor {0} is larger than the 1 broker available")]
+    InvalidReplicationFactor(i16),
+    /// Explicit replica assignments are not supported on a single node.
+    #[error("explicit replica assignments are not supported on a single-node cluster")]
+    ReplicaAssignmentUnsupported,
+    /// A topic config key or value was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The log could not be created or removed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The topic metadata file could not be written.
+    #[error("cannot persist topic metadata: {0}")]
+    Persist(String),
+}
+
+/// A topic hosted by this broker.
+#[derive(Debug)]
+pub struct Topic {
+    /// The topic name.
+    pub name: String,
+    /// The topic id clients see in Metadata v10+ and Fetch v13+.
+    pub id: Uuid,
+    /// Its partitions, indexed by partition number.
+    pub partitions: Vec<Arc<Partition>>,
+    /// Topic-level config overrides.
+    pub config: RwLock<TopicConfig>,
+}
+
+impl Topic {
+    /// Whether Kafka treats the topic as internal (`__consumer_offsets`, `__transaction_state`).
+    pub fn is_internal(&self) -> bool {
+        self.name.starts_with("__")
+    }
+
+    /// The partition with this index, if it exists.
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+    }
+}
+
+/// What CreateTopics asks for, after defaults are applied by the caller.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    /// Topic name.
+    pub name: String,
+    /// -1 means `num.partitions`.
+    pub num_partitions: i32,
+    /// -1 means `default.replication.factor`.
+    pub replication_factor: i16,
+    /// Whether the request carried explicit replica assignments.
+    pub has_assignments: bool,
+    /// Topic config overrides.
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TopicRecord {
+    name: String,
+    id: Uuid,
+    partitions: i32,
+    configs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct TopicsFile {
+    topics: Vec<TopicRecord>,
+}
+
+/// Everything the broker hosts on disk.
+#[derive(Debug)]
+pub struct LogManager {
+    config: Arc<BrokerConfig>,
+    cluster_id: String,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serialises create/delete so the metadata file and directories stay in step.
+    admin: Mutex<()>,
+    flusher: Flusher,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn io_err(path: &Path, verb: IoVerb, e: std::io::Error) -> StorageError {
+    StorageError::io(verb, path, e)
+}
+
+impl LogManager {
+    /// Opens (or formats) the log directory and every topic in it, recovering logs after an
+    /// unclean stop.
+    pub fn open(config: Arc<BrokerConfig>, flusher: Flusher) -> Result<LogManager, StorageError> {
+        let dir = config.log_dir.clone();
+        fs::create_dir_all(&dir).map_err(|e| io_err(&dir, IoVerb::Create, e))?;
+        let cluster_id = load_or_create_meta(&dir, config.node_id)?;
+        let clean_marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = clean_marker.exists();
+        let recovery_points: HashMap<(String, i32), i64> = match checkpoint::read_checkpoint(
+            &dir.join(RECOVERY_CHECKPOINT_FILE),
+        ) {
+            Ok(entries) => entries.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "no usable recovery-point checkpoint; recovering logs from the start");
+                HashMap::new()
+            }
+        };
+        if !clean && dir.join(TOPICS_FILE).exists() {
+            tracing::info!(dir = %dir.display(), "no clean-shutdown marker: recovering logs");
+        }
+        let file = read_topics_file(&dir)?;
+        let now = now_ms();
+        let mut topics = BTreeMap::new();
+        for record in file.topics {
+            let topic_config = TopicConfig {
+                overrides: record.configs,
+            };
+            let log_config = topic_config.log_config(&config);
+            let mut partitions = Vec::new();
+            for p in 0..record.partitions {
+                let recovery_point = if clean {
+                    i64::MAX
+                } else {
+                    recovery_points
+                        .get(&(record.name.clone(), p))
+                        .copied()
+                        .unwrap_or(0)
+                };
+                let log_dir = dir.join(format!("{}-{}", record.name, p));
+                let log = Log::open(&log_dir, log_config.clone(), recovery_point, now)?;
+                partitions.push(Partition::new(&record.name, p, log));
+            }
+            let topic = Topic {
+                name: record.name.clone(),
+                id: record.id,
+                partitions,
+                config: RwLock::new(topic_config),
+            };
+            topics.insert(record.name, Arc::new(topic));
+        }
+        if clean {
+            fs::remove_file(&clean_marker).map_err(|e| io_err(&clean_marker, IoVerb::Remove, e))?;
+        }
+        Ok(LogManager {
+            config,
+            cluster_id,
+            topics: RwLock::new(topics),
+            admin: Mutex::new(()),
+            flusher,
+        })
+    }
+
+    /// The broker configuration this manager was opened with.
+    pub fn broker_config(&self) -> &Arc<BrokerConfig> {
+        &self.config
+    }
+
+    /// The cluster id from `meta.properties`.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// The flusher used for acks=all.
+    pub fn flusher(&self) -> &Flusher {
+        &self.flusher
+    }
+
+    /// Looks up a topic by name.
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.read_topics().get(name).cloned()
+    }
+
+    /// Looks up a topic by id.
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.read_topics().values().find(|t| t.id == id).cloned()
+    }
+
+    /// Every topic, sorted by name.
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.read_topics().values().cloned().collect()
+    }
+
+    fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Topic>>> {
+        self.topics.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Topic>>> {
+        self.topics.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks a CreateTopics request without creating anything (also used for validate_only).
+    pub fn validate_new_topic(&self, new: &NewTopic) -> Result<(i32, TopicConfig), TopicError> {
+        validate_topic_name(&new.name)?;
+        if new.name.starts_with("__") {
+            return Err(TopicError::InvalidName {
+                name: new.name.clone(),
+                reason: "names starting with `__` are reserved for internal topics".into(),
+            });
+        }
+        if let Some(existing) = self.find_collision(&new.name) {
+            if existing == new.name {
+                return Err(TopicError::AlreadyExists(new.name.clone()));
+            }
+            return Err(TopicError::InvalidName {
+                name: new.name.clone(),
+                reason: format!(
+                    "collides with existing topic `{existing}` ('.' and '_' are interchangeable in metric names)"
+                ),
+            });
+        }
+        if new.has_assignments {
+            return Err(TopicError::ReplicaAssignmentUnsupported);
+        }
+        let partitions = match new.num_partitions {
+            -1 => self.config.num_partitions,
+            n if n >= 1 => n,
+            n => return Err(TopicError::InvalidPartitions(n)),
+        };
+        match new.replication_factor {
+            -1 | 1 => {}
+            rf => return Err(TopicError::InvalidReplicationFactor(rf)),
+        }
+        let config = TopicConfig::validate(new.configs.clone())?;
+        Ok((partitions, config))
+    }
+
+    fn find_collision(&self, name: &str) -> Option<String> {
+        let normalized = name.replace('.', "_");
+        self.read_topics()
+            .keys()
+            .find(|k| k.as_str() == name || k.replace('.', "_") == normalized)
+            .cloned()
+    }
+
+    /// Creates a topic: partition directories first, then the metadata file, so a crash in
+    /// between leaves only unreferenced directories (removed at the next creation of that name).
+    pub fn create_topic(&self, new: &NewTopic) -> Result<Arc<Topic>, TopicError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let (num_partitions, topic_config) = self.validate_new_topic(new)?;
+        let log_config = topic_config.log_config(&self.config);
+        let now = now_ms();
+        let mut partitions = Vec::new();
+        for p in 0..num_partitions {
+            let dir = self.config.log_dir.join(format!("{}-{}", new.name, p));
+            if dir.exists() {
+                // Left over from a creation that crashed before the metadata file was written.
+                fs::remove_dir_all(&dir).map_err(|e| io_err(&dir, IoVerb::Remove, e))?;
+            }
+            let log = Log::open(&dir, log_config.clone(), 0, now)?;
+            partitions.push(Partition::new(&new.name, p, log));
+        }
+        let topic = Arc::new(Topic {
+            name: new.name.clone(),
+            id: Uuid::new_v4(),
+            partitions,
+            config: RwLock::new(topic_config),
+        });
+        let mut topics = self.write_topics();
+        topics.insert(topic.name.clone(), topic.clone());
+        if let Err(e) = self.persist(&topics) {
+            topics.remove(&topic.name);
+            drop(topics);
+            for p in &topic.partitions {
+                let _ = p.delete();
+            }
+            return Err(e);
+        }
+        tracing::info!(topic = %topic.name, partitions = num_partitions, id = %topic.id, "created topic");
+        Ok(topic)
+    }
+
+    /// Deletes a topic: the metadata file first (so it never comes back), then its logs.
+    pub fn delete_topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let mut topics = self.write_topics();
+        let topic = topics
+            .remove(name)
+            .ok_or_else(|| TopicError::UnknownTopic(name.to_string()))?;
+        if let Err(e) = self.persist(&topics) {
+            topics.insert(name.to_string(), topic);
+            return Err(e);
+        }
+        drop(topics);
+        for p in &topic.partitions {
+            if let Err(e) = p.delete() {
+                tracing::warn!(partition = %p.name, error = %e, "could not remove partition directory");
+            }
+        }
+        tracing::info!(topic = %name, "deleted topic");
+        Ok(topic)
+    }
+
+    fn persist(&self, topics: &BTreeMap<String, Arc<Topic>>) -> Result<(), TopicError> {
+        let file = TopicsFile {
+            topics: topics
+                .values()
+                .map(|t| TopicRecord {
+                    name: t.name.clone(),
+                    id: t.id,
+                    partitions: t.partitions.len() as i32,
+                    configs: t
+                        .config
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .overrides
+                        .clone(),
+                })
+                .collect(),
+        };
+        let json =
+            serde_json::to_vec_pretty(&file).map_err(|e| TopicError::Persist(e.to_string()))?;
+        write_atomically(&self.config.log_dir.join(TOPICS_FILE), &json)
+            .map_err(|e| TopicError::Persist(e.to_string()))
+    }
+
+    /// Applies retention and time-based rolling to every partition.
+    pub fn run_retention(&self) {
+        let now = now_ms();
+        for topic in self.topics() {
+            for p in &topic.partitions {
+                let result = p.with_log(|log| {
+                    log.roll_if_due(now)?;
+                    log.apply_retention(now)
+                });
+                match result {
+                    Ok(outcome) => {
+                        if outcome.deleted_segments > 0 {
+                            tracing::info!(partition = %p.name, segments = outcome.deleted_segments, log_start_offset = outcome.log_start_offset, "retention deleted segments");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(partition = %p.name, error = %e, "retention failed")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes every partition's recovery point so an unclean restart rescans only the tail.
+    pub fn checkpoint_recovery_points(&self) -> Result<(), StorageError> {
+        let mut entries = checkpoint::CheckpointEntries::new();
+        for topic in self.topics() {
+            for p in &topic.partitions {
+                if let Some(point) = p.recovery_point() {
+                    entries.insert((topic.name.clone(), p.index), point);
+                }
+            }
+        }
+        let path = self.config.log_dir.join(RECOVERY_CHECKPOINT_FILE);
+        checkpoint::write_checkpoint(&path, &entries)
+    }
+
+    /// Flushes and closes every log, then leaves the clean-shutdown marker so the next start
+    /// trusts the logs without rescanning them.
+    pub fn shutdown(&self) -> Result<(), StorageError> {
+        self.checkpoint_recovery_points()?;
+        let mut all_closed = true;
+        for topic in self.topics() {
+            for p in &topic.partitions {
+                if let Err(e) = p.close() {
+                    all_closed = false;
+                    tracing::error!(partition = %p.name, error = %e, "could not close log");
+                }
+            }
+        }
+        if all_closed {
+            let marker = self.config.log_dir.join(CLEAN_SHUTDOWN_FILE);
+            write_atomically(&marker, b"").map_err(|e| io_err(&marker, IoVerb::Write, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Kafka's topic naming rules.
+pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+    let reason = if name.is_empty() {
+        Some("the name is empty".to_string())
+    } else if name == "." || name == ".." {
+        Some("`.` and `..` are not allowed".to_string())
+    } else if name.len() > MAX_TOPIC_NAME_LEN {
+        Some(format!(
+            "the name is longer than {MAX_TOPIC_NAME_LEN} characters"
+        ))
+    } else if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        Some(format!(
+            "`{c}` is not allowed; use ASCII letters, digits, `.`, `_` and `-`"
+        ))
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(TopicError::InvalidName {
+            name: name.to_string(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn read_topics_file(dir: &Path) -> Result<TopicsFile, StorageError> {
+    let path = dir.join(TOPICS_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            io_err(
+                &path,
+                IoVerb::Read,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TopicsFile::default()),
+        Err(e) => Err(io_err(&path, IoVerb::Read, e)),
+    }
+}
+
+/// Reads `meta.properties`, creating it (with a fresh cluster id) on first start.
+fn load_or_create_meta(dir: &Path, node_id: i32) -> Result<String, StorageError> {
+    let path = dir.join(META_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => {
+            let cluster_id = text
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .find(|(k, _)| k.trim() == "cluster.id")
+                .map(|(_, v)| v.trim().to_string());
+            cluster_id.ok_or_else(|| {
+                io_err(
+                    &path,
+                    IoVerb::Read,
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, "no cluster.id"),
+                )
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let cluster_id = base64_url(Uuid::new_v4().as_bytes());
+            let text = format!("version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
+            write_atomically(&path, text.as_bytes())
+                .map_err(|e| io_err(&path, IoVerb::Write, e))?;
+            Ok(cluster_id)
+        }
+        Err(e) => Err(io_err(&path, IoVerb::Read, e)),
+    }
+}
+
+/// Kafka prints cluster and topic ids as URL-safe base64 without padding.
+pub fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Writes a small file so that readers see either the old or the new content, never a mix.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp: PathBuf = path.with_extension("tmp");
+    {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    if let Some(parent) = path.parent() {
+        fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders.v1_x-y").is_ok());
+        for bad in ["", ".", "..", "a b", "ä", &"x".repeat(250)] {
+            assert!(validate_topic_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn base64_matches_kafka_format() {
+        assert_eq!(base64_url(&[0u8; 16]), "AAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(base64_url(b"\xfb\xff"), "-_8");
+    }
+}

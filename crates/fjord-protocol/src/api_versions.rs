@@ -1,0 +1,89 @@
+//! The one table of API keys and version ranges the broker serves.
+//!
+//! ApiVersions answers from this table, and the dispatcher refuses anything outside it, so a
+//! client is never offered a version the broker cannot speak. A range is widened only together
+//! with the handler code and a test with a real client.
+
+use kafka_protocol::messages::ApiKey;
+
+/// One supported API and the inclusive version range the broker implements for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiVersionRange {
+    /// The Kafka API this range is for.
+    pub api_key: ApiKey,
+    /// Oldest version served.
+    pub min_version: i16,
+    /// Newest version served.
+    pub max_version: i16,
+}
+
+const fn range(api_key: ApiKey, min_version: i16, max_version: i16) -> ApiVersionRange {
+    ApiVersionRange {
+        api_key,
+        min_version,
+        max_version,
+    }
+}
+
+/// Every API the broker implements, in api-key order.
+pub const SUPPORTED_APIS: &[ApiVersionRange] = &[
+    range(ApiKey::Produce, 3, 9),
+    range(ApiKey::Fetch, 4, 12),
+    range(ApiKey::ListOffsets, 1, 7),
+    range(ApiKey::Metadata, 0, 12),
+    range(ApiKey::ApiVersions, 0, 4),
+    range(ApiKey::CreateTopics, 2, 7),
+    range(ApiKey::DeleteTopics, 1, 6),
+    range(ApiKey::DescribeConfigs, 1, 4),
+];
+
+/// The served range for a raw api key, or `None` when the broker does not implement it.
+pub fn supported_range(api_key: i16) -> Option<ApiVersionRange> {
+    SUPPORTED_APIS
+        .iter()
+        .copied()
+        .find(|r| r.api_key as i16 == api_key)
+}
+
+/// Whether the broker serves `api_key` at `api_version`.
+pub fn is_supported(api_key: i16, api_version: i16) -> bool {
+    supported_range(api_key).is_some_and(|r| (r.min_version..=r.max_version).contains(&api_version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Message;
+
+    /// Every advertised range must be one the codec crate can decode and encode.
+    #[test]
+    fn every_supported_range_is_within_the_codec_range() {
+        for r in SUPPORTED_APIS {
+            let codec = match r.api_key {
+                ApiKey::Produce => ProduceRequest::VERSIONS,
+                ApiKey::Fetch => FetchRequest::VERSIONS,
+                ApiKey::ListOffsets => ListOffsetsRequest::VERSIONS,
+                ApiKey::Metadata => MetadataRequest::VERSIONS,
+                ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
+                ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
+                ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
+                ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
+                other => panic!("no codec check for {other:?}"),
+            };
+            assert!(
+                r.min_version >= codec.min && r.max_version <= codec.max,
+                "{r:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn lookups() {
+        assert!(is_supported(ApiKey::Produce as i16, 9));
+        assert!(!is_supported(ApiKey::Produce as i16, 2));
+        assert!(!is_supported(ApiKey::Produce as i16, 10));
+        assert!(!is_supported(999, 0));
+        assert_eq!(supported_range(18).map(|r| r.max_version), Some(4));
+    }
+}

@@ -1,0 +1,193 @@
+//! `fjord perf produce`: the load loop of kafka-producer-perf-test.sh on
+//! librdkafka.
+//!
+//! Latency is the time from handing a record to the client (`send`) to its
+//! delivery report, as in Kafka's tool. The send time travels with the record
+//! as its delivery opaque (nanoseconds since the run started, a plain `usize`,
+//! so nothing is allocated per record), and a `ThreadedProducer`'s own polling
+//! thread runs the delivery callback as soon as the broker acknowledges, so
+//! the measurement is not delayed by the sending loop.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{ensure, Context};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::util::Timeout;
+use rdkafka::ClientContext;
+use serde::Serialize;
+
+use super::cpu::{BrokerCpu, BrokerCpuProbe};
+use super::stats::{random_payload, ProduceStats, ProduceSummary, Throttler};
+use super::{props, ProducePerfArgs, Reporter};
+
+/// How long the sender backs off when librdkafka's local queue is full.
+const QUEUE_FULL_BACKOFF: Duration = Duration::from_micros(500);
+
+/// Producer context: owns the statistics the delivery callback updates.
+struct PerfContext {
+    start: Instant,
+    record_bytes: u64,
+    stats: Mutex<ProduceStats>,
+    reporter: Reporter,
+}
+
+impl ClientContext for PerfContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        eprintln!("producer error: {error}: {reason}");
+    }
+}
+
+impl ProducerContext for PerfContext {
+    /// Send time in nanoseconds since `start`.
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent_at_ns: usize) {
+        let now = self.start.elapsed();
+        let latency_us = (now.as_nanos() as u64).saturating_sub(sent_at_ns as u64) / 1000;
+        let line = {
+            let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
+            match result {
+                Ok(_) => stats.record(latency_us, self.record_bytes, now),
+                Err((e, _)) => {
+                    stats.record_error(e.to_string());
+                    None
+                }
+            }
+        };
+        if let Some(line) = line {
+            self.reporter.progress(&line);
+        }
+    }
+}
+
+/// The JSON object printed with `--output json`.
+#[derive(Serialize)]
+struct ProduceReport<'a> {
+    tool: &'static str,
+    topic: &'a str,
+    record_size: usize,
+    throughput_target: Option<f64>,
+    #[serde(flatten)]
+    summary: &'a ProduceSummary,
+    first_error: Option<&'a str>,
+    broker_cpu: Option<&'a BrokerCpu>,
+}
+
+/// Runs the produce benchmark to completion (blocking).
+pub(super) fn run(args: ProducePerfArgs) -> anyhow::Result<()> {
+    ensure!(
+        args.throughput != 0.0 && !args.throughput.is_nan(),
+        "--throughput must be a positive rate, or -1 for unthrottled"
+    );
+    let reporter = Reporter::new(args.common.output);
+    let file_props = match &args.producer_config {
+        Some(path) => props::load_properties_file(path)?,
+        None => Vec::new(),
+    };
+    let cli_props = props::parse_kv_list(&args.producer_props).context("--producer-props")?;
+    let settings = props::resolve(
+        &[],
+        &file_props,
+        &cli_props,
+        args.common.bootstrap_server.as_deref(),
+    );
+    for note in &settings.notes {
+        eprintln!("note: {note}");
+    }
+
+    let cpu = BrokerCpuProbe::start(args.common.broker_pid, |n| eprintln!("{n}"))?;
+    let payload = random_payload(args.record_size, seed());
+    let interval = Duration::from_millis(args.common.reporting_interval.max(1));
+    let context = PerfContext {
+        start: Instant::now(),
+        record_bytes: args.record_size as u64,
+        stats: Mutex::new(ProduceStats::new(interval)),
+        reporter,
+    };
+    let producer: ThreadedProducer<PerfContext> = settings
+        .to_client_config()
+        .create_with_context(context)
+        .with_context(|| format!("creating a producer for {}", settings.bootstrap))?;
+
+    let throttler = Throttler::new(args.throughput);
+    // One time origin for the sender and the delivery callback; client
+    // creation is the only thing between it and the first send.
+    let start = producer.context().start;
+
+    for sent in 0..args.num_records {
+        if throttler.is_active() {
+            if let Some(pause) = throttler.delay(sent, start.elapsed()) {
+                std::thread::sleep(pause);
+            }
+        }
+        let sent_at = start.elapsed().as_nanos() as usize;
+        let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(&args.topic, sent_at)
+            .payload(payload.as_slice());
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(QUEUE_FULL_BACKOFF);
+                }
+                Err((e, _)) => {
+                    return Err(e)
+                        .with_context(|| format!("sending record {sent} to {}", args.topic))
+                }
+            }
+        }
+    }
+    producer
+        .flush(Timeout::Never)
+        .context("flushing the producer")?;
+    let elapsed = start.elapsed();
+
+    let (summary, errors, first_error) = {
+        let stats = producer
+            .context()
+            .stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (errors, first) = stats.errors();
+        (stats.summary(elapsed), errors, first.map(str::to_string))
+    };
+    let broker_cpu = cpu.and_then(|probe| probe.finish(summary.bytes));
+
+    match args.common.output {
+        super::OutputFormat::Text => {
+            println!("{}", summary.text());
+            if let Some(cpu) = &broker_cpu {
+                println!("{cpu}");
+            }
+        }
+        super::OutputFormat::Json => {
+            let report = ProduceReport {
+                tool: "perf produce",
+                topic: &args.topic,
+                record_size: args.record_size,
+                throughput_target: (args.throughput > 0.0).then_some(args.throughput),
+                summary: &summary,
+                first_error: first_error.as_deref(),
+                broker_cpu: broker_cpu.as_ref(),
+            };
+            println!("{}", serde_json::to_string(&report)?);
+        }
+    }
+    ensure!(
+        errors == 0,
+        "{errors} of {} records failed; first error: {}",
+        args.num_records,
+        first_error.unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// A payload seed that differs between runs.
+fn seed() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0x9E37_79B9_7F4A_7C15, |d| d.as_nanos() as u64)
+}

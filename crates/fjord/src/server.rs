@@ -1,0 +1,93 @@
+//! `fjord server`: load Kafka-style configuration and run the broker until a signal arrives.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use fjord_broker::config::BrokerConfig;
+
+use crate::properties;
+
+/// Flags of `fjord server`.
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    /// A Kafka `server.properties` file.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Set a configuration key, overriding the file (repeatable): `--override key=value`.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// Shorthand for `--override log.dirs=DIR`.
+    #[arg(long, value_name = "DIR")]
+    log_dirs: Option<String>,
+    /// Shorthand for `--override listeners=...`, e.g. `PLAINTEXT://127.0.0.1:9092`.
+    #[arg(long, value_name = "LISTENERS")]
+    listeners: Option<String>,
+    /// Shorthand for `--override node.id=ID`.
+    #[arg(long, value_name = "ID")]
+    node_id: Option<i32>,
+}
+
+impl ServerArgs {
+    /// File first, then `--override`, then the shorthand flags.
+    fn properties(&self) -> anyhow::Result<BTreeMap<String, String>> {
+        let mut props = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                properties::parse(&text)
+            }
+            None => BTreeMap::new(),
+        };
+        for item in &self.overrides {
+            let Some((k, v)) = item.split_once('=') else {
+                bail!("--override expects KEY=VALUE, got `{item}`");
+            };
+            props.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        if let Some(v) = &self.log_dirs {
+            props.insert("log.dirs".into(), v.clone());
+        }
+        if let Some(v) = &self.listeners {
+            props.insert("listeners".into(), v.clone());
+        }
+        if let Some(v) = self.node_id {
+            props.insert("node.id".into(), v.to_string());
+        }
+        Ok(props)
+    }
+}
+
+/// Runs the broker until SIGINT or SIGTERM, then shuts down cleanly.
+pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let props = args.properties()?;
+    let (config, not_acted_on) =
+        BrokerConfig::from_properties(&props).context("invalid configuration")?;
+    for key in not_acted_on {
+        tracing::warn!(%key, "configuration key is valid in Kafka but not acted on by fjord yet");
+    }
+    let data_dir = config.log_dir.clone();
+    let running = fjord_broker::start(config).await?;
+    for addr in running.local_addrs() {
+        tracing::info!(
+            "fjord listening on PLAINTEXT://{addr}, data in {}",
+            data_dir.display()
+        );
+    }
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    running.shutdown().await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
