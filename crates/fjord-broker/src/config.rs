@@ -398,66 +398,6 @@ fn parse_advertised(key: &str, value: &str) -> Result<Vec<(String, String, u16)>
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn defaults_are_kafkas() {
-        let (c, warn) = BrokerConfig::from_properties(&BTreeMap::new()).unwrap();
-        assert!(warn.is_empty());
-        assert_eq!(c.listeners[0].address.to_string(), "127.0.0.1:9092");
-        assert_eq!(c.message_max_bytes, 1_048_588);
-        assert_eq!(c.log_retention_ms, 604_800_000);
-        assert!(c.auto_create_topics_enable);
-    }
-
-    #[test]
-    fn unknown_key_is_refused_and_known_unused_key_warns() {
-        let err = BrokerConfig::from_properties(&props(&[("log.retention.hourz", "1")]));
-        assert_eq!(
-            err.unwrap_err(),
-            ConfigError::UnknownKey("log.retention.hourz".into())
-        );
-        let (_, warn) =
-            BrokerConfig::from_properties(&props(&[("num.network.threads", "3")])).unwrap();
-        assert_eq!(warn, vec!["num.network.threads".to_string()]);
-    }
-
-    #[test]
-    fn retention_units_and_precedence() {
-        let (c, _) = BrokerConfig::from_properties(&props(&[
-            ("log.retention.hours", "1"),
-            ("log.retention.minutes", "2"),
-        ]))
-        .unwrap();
-        assert_eq!(c.log_retention_ms, 120_000);
-        let (c, _) = BrokerConfig::from_properties(&props(&[
-            ("log.retention.ms", "5"),
-            ("log.retention.minutes", "2"),
-        ]))
-        .unwrap();
-        assert_eq!(c.log_retention_ms, 5);
-    }
-
-    #[test]
-    fn listeners_parse() {
-        let (c, _) =
-            BrokerConfig::from_properties(&props(&[("listeners", "PLAINTEXT://localhost:0")]))
-                .unwrap();
-        assert_eq!(c.listeners[0].address.to_string(), "127.0.0.1:0");
-        assert!(BrokerConfig::from_properties(&props(&[("listeners", "PLAINTEXT:9092")])).is_err());
-        assert!(BrokerConfig::from_properties(&props(&[("num.partitions", "zero")])).is_err());
-    }
-}
-
 impl BrokerConfig {
     /// Effective values of the broker keys Fjord acts on, for DescribeConfigs.
     pub fn describe(&self) -> Vec<(&'static str, String)> {
@@ -537,5 +477,65 @@ impl BrokerConfig {
             _ => return self.explicit.contains_key(key),
         };
         variants.iter().any(|k| self.explicit.contains_key(*k))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_kafkas() {
+        let (c, warn) = BrokerConfig::from_properties(&BTreeMap::new()).unwrap();
+        assert!(warn.is_empty());
+        assert_eq!(c.listeners[0].address.to_string(), "127.0.0.1:9092");
+        assert_eq!(c.message_max_bytes, 1_048_588);
+        assert_eq!(c.log_retention_ms, 604_800_000);
+        assert!(c.auto_create_topics_enable);
+    }
+
+    #[test]
+    fn unknown_key_is_refused_and_known_unused_key_warns() {
+        let err = BrokerConfig::from_properties(&props(&[("log.retention.hourz", "1")]));
+        assert_eq!(
+            err.unwrap_err(),
+            ConfigError::UnknownKey("log.retention.hourz".into())
+        );
+        let (_, warn) =
+            BrokerConfig::from_properties(&props(&[("num.network.threads", "3")])).unwrap();
+        assert_eq!(warn, vec!["num.network.threads".to_string()]);
+    }
+
+    #[test]
+    fn retention_units_and_precedence() {
+        let (c, _) = BrokerConfig::from_properties(&props(&[
+            ("log.retention.hours", "1"),
+            ("log.retention.minutes", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(c.log_retention_ms, 120_000);
+        let (c, _) = BrokerConfig::from_properties(&props(&[
+            ("log.retention.ms", "5"),
+            ("log.retention.minutes", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(c.log_retention_ms, 5);
+    }
+
+    #[test]
+    fn listeners_parse() {
+        let (c, _) =
+            BrokerConfig::from_properties(&props(&[("listeners", "PLAINTEXT://localhost:0")]))
+                .unwrap();
+        assert_eq!(c.listeners[0].address.to_string(), "127.0.0.1:0");
+        assert!(BrokerConfig::from_properties(&props(&[("listeners", "PLAINTEXT:9092")])).is_err());
+        assert!(BrokerConfig::from_properties(&props(&[("num.partitions", "zero")])).is_err());
     }
 }

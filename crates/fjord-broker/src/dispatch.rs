@@ -10,6 +10,7 @@ use fjord_protocol::api_versions;
 use fjord_protocol::frame::{
     decode_request_header, encode_response, encode_unsupported_version, peek_preamble,
 };
+use fjord_protocol::request_shape::check_request_shape;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, Encodable};
 
@@ -85,6 +86,8 @@ pub(crate) async fn handle_frame(broker: &Broker, session: &Session, mut frame: 
 }
 
 fn decode<T: Decodable>(api_key: ApiKey, body: &mut Bytes, version: i16) -> Result<T, Outcome> {
+    check_request_shape(api_key, version, body)
+        .map_err(|e| Outcome::Close(format!("malformed {api_key:?} v{version} request: {e}")))?;
     T::decode(body, version)
         .map_err(|e| Outcome::Close(format!("cannot decode {api_key:?} v{version} request: {e}")))
 }
@@ -125,13 +128,13 @@ async fn dispatch(
         ApiKey::ApiVersions => serve!(handlers::api_versions::handle),
         ApiKey::Metadata => serve!(handlers::metadata::handle),
         ApiKey::Produce => match decode(api_key, &mut body, v) {
-            Ok(request) => match {
+            Ok(request) => {
                 drop(body);
-                handlers::produce::handle(broker, ctx, request).await
-            } {
-                Some(response) => respond(api_key, v, cid, &response),
-                None => Outcome::NoResponse,
-            },
+                match handlers::produce::handle(broker, ctx, request).await {
+                    Some(response) => respond(api_key, v, cid, &response),
+                    None => Outcome::NoResponse,
+                }
+            }
             Err(outcome) => outcome,
         },
         ApiKey::Fetch => serve!(async, handlers::fetch::handle),

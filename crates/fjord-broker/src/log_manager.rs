@@ -444,15 +444,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
         Some(format!(
             "the name is longer than {MAX_TOPIC_NAME_LEN} characters"
         ))
-    } else if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        Some(format!(
-            "`{c}` is not allowed; use ASCII letters, digits, `.`, `_` and `-`"
-        ))
     } else {
-        None
+        name.chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+            .map(|c| format!("`{c}` is not allowed; use ASCII letters, digits, `.`, `_` and `-`"))
     };
     match reason {
         Some(reason) => Err(TopicError::InvalidName {

@@ -363,7 +363,6 @@ impl TopicConfig {
             retention_bytes: self.effective_i64("retention.bytes", broker),
             max_message_bytes: self.effective_i64("max.message.bytes", broker) as u32,
             timestamp_type,
-            ..LogConfig::default()
         }
     }
 }
@@ -503,11 +502,11 @@ mod tests {
 
     #[test]
     fn effective_values_follow_topic_then_broker_then_default() {
-        let mut broker = BrokerConfig::default();
-        broker.log_retention_ms = 1000;
-        broker
-            .explicit
-            .insert("log.retention.hours".into(), "1".into());
+        let broker = BrokerConfig {
+            log_retention_ms: 1000,
+            explicit: map(&[("log.retention.hours", "1")]),
+            ..BrokerConfig::default()
+        };
         let topic = TopicConfig::validate(map(&[("segment.bytes", "1048576")])).unwrap();
         let entries = topic.describe(&broker);
         let get = |n: &str| entries.iter().find(|e| e.name == n).unwrap().clone();

@@ -7,3 +7,4 @@
 pub mod api_versions;
 pub mod batch;
 pub mod frame;
+pub mod request_shape;

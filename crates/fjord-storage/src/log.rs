@@ -521,7 +521,6 @@ impl Log {
             if let Some(ts) = log_append_time {
                 set_log_append_time(bytes, ts).map_err(fix)?;
                 header.max_timestamp = ts;
-                header.attributes |= 0x08;
             }
             max_timestamp = max_timestamp.max(header.max_timestamp);
             record_count += i64::from(header.records_count);
@@ -839,10 +838,12 @@ impl Log {
         outcome: &mut RetentionOutcome,
     ) -> Result<(), StorageError> {
         let n = n.min(self.segments.len() - 1);
-        for seg in self.segments.drain(..n) {
+        for _ in 0..n {
+            // Files first, so a failed delete leaves memory and disk in agreement.
+            self.segments[0].delete_files()?;
+            let seg = self.segments.remove(0);
             tracing::info!(segment = %seg.log_path.display(), bytes = seg.size,
-                "deleting segment");
-            seg.delete_files()?;
+                "deleted segment");
             self.size_bytes -= seg.size;
             outcome.deleted_segments += 1;
             outcome.deleted_bytes += seg.size;

@@ -145,29 +145,24 @@ impl Segment {
 
     /// Opens (creating if needed) the index files for appending.
     pub(crate) fn ensure_index_files(&mut self) -> Result<&IndexFiles, StorageError> {
-        if self.index_files.is_none() {
-            let offset = OpenOptions::new()
+        let open = |path: &Path| {
+            OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
-                .open(&self.index_path)
-                .ctx(IoVerb::Open, &self.index_path)?;
-            let time = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&self.time_index_path)
-                .ctx(IoVerb::Open, &self.time_index_path)?;
-            self.index_files = Some(IndexFiles {
-                offset: Arc::new(offset),
-                time: Arc::new(time),
-            });
-        }
-        match &self.index_files {
+                .open(path)
+                .ctx(IoVerb::Open, path)
+        };
+        match &mut self.index_files {
             Some(files) => Ok(files),
-            None => unreachable!("index files were just opened"),
+            slot @ None => {
+                let files = IndexFiles {
+                    offset: Arc::new(open(&self.index_path)?),
+                    time: Arc::new(open(&self.time_index_path)?),
+                };
+                Ok(slot.insert(files))
+            }
         }
     }
 

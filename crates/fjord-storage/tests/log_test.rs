@@ -380,7 +380,22 @@ fn clean_reopen_trusts_files() {
         .collect();
     assert!(index_bytes.iter().any(|b| !b.is_empty()));
 
+    let mtimes = |suffix: &str| -> Vec<std::time::SystemTime> {
+        bases
+            .iter()
+            .map(|&b| {
+                fs::metadata(segment_file(dir.path(), b, suffix))
+                    .unwrap()
+                    .modified()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let (index_mtimes, time_mtimes) = (mtimes("index"), mtimes("timeindex"));
+    std::thread::sleep(std::time::Duration::from_millis(20));
     let mut log = Log::open(dir.path(), small_config(), i64::MAX, NOW).unwrap();
+    assert_eq!(mtimes("index"), index_mtimes, "indexes were not rewritten");
+    assert_eq!(mtimes("timeindex"), time_mtimes);
     assert_eq!(log.segment_base_offsets(), bases);
     assert_eq!(log.log_end_offset(), expected.last().unwrap().1 + 1);
     assert_eq!(read_all(&log, 0), before);

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use fjord_protocol::batch::{BatchIter, Compression};
+use fjord_storage::AppendInfo;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
@@ -20,10 +21,51 @@ use std::sync::Arc;
 /// Kafka accepts zstd batches only from clients new enough to fetch them (KIP-110).
 const ZSTD_MIN_PRODUCE_VERSION: i16 = 7;
 
-fn uses_zstd(records: &[u8]) -> bool {
-    BatchIter::headers_only(records)
-        .filter_map(Result::ok)
-        .any(|(h, _)| matches!(h.compression(), Ok(Compression::Zstd)))
+/// Checks Kafka applies to client batches before the log validates them: zstd needs a new
+/// enough produce version, and control batches are written only by the broker itself.
+fn refuse_client_batches(records: &[u8], api_version: i16) -> Option<(ResponseError, String)> {
+    for (header, _) in BatchIter::headers_only(records).filter_map(Result::ok) {
+        if header.is_control() {
+            return Some((
+                ResponseError::InvalidRecord,
+                "control batches cannot be produced by clients".to_string(),
+            ));
+        }
+        if api_version < ZSTD_MIN_PRODUCE_VERSION
+            && matches!(header.compression(), Ok(Compression::Zstd))
+        {
+            return Some((
+                ResponseError::UnsupportedCompressionType,
+                format!("zstd needs produce v{ZSTD_MIN_PRODUCE_VERSION} or later"),
+            ));
+        }
+    }
+    None
+}
+
+/// Checks and appends one partition's batches.
+fn append(
+    partition: &Arc<Partition>,
+    records: bytes::Bytes,
+    api_version: i16,
+    now: i64,
+) -> Result<AppendInfo, (ResponseError, Option<String>)> {
+    if let Some((code, message)) = refuse_client_batches(&records, api_version) {
+        return Err((code, Some(message)));
+    }
+    // Zero copy when this partition's bytes are the only view of the buffer.
+    let mut owned = records
+        .try_into_mut()
+        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+    partition.append(&mut owned, now).map_err(|e| match e {
+        PartitionError::Storage(e) => {
+            tracing::debug!(partition = %partition.name, error = %e, "produce refused");
+            (storage_error(&e), Some(e.to_string()))
+        }
+        e @ PartitionError::Closed(_) => {
+            (ResponseError::UnknownTopicOrPartition, Some(e.to_string()))
+        }
+    })
 }
 
 /// A partition append that must become durable before acks=all is answered.
@@ -69,44 +111,20 @@ pub(crate) async fn handle(
                     ResponseError::CorruptMessage,
                     Some("the partition carries no record batches".to_string()),
                 )),
-                (_, _, Some(_), Some(records))
-                    if ctx.api_version < ZSTD_MIN_PRODUCE_VERSION && uses_zstd(&records) =>
-                {
-                    Err((
-                        ResponseError::UnsupportedCompressionType,
-                        Some(format!(
-                            "zstd needs produce v{ZSTD_MIN_PRODUCE_VERSION} or later"
-                        )),
-                    ))
-                }
                 (_, _, Some(partition), Some(records)) => {
-                    // Zero copy when this partition's bytes are the only view of the buffer.
-                    let mut owned = records
-                        .try_into_mut()
-                        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-                    match partition.append(&mut owned, now) {
-                        Ok(info) => {
-                            p.base_offset = info.first_offset;
-                            p.log_append_time_ms = info.log_append_time.unwrap_or(-1);
-                            p.log_start_offset = info.log_start_offset;
-                            if acks == -1 {
-                                pending.push(PendingDurability {
-                                    topic: ti,
-                                    partition: pi,
-                                    handle: partition.clone(),
-                                    end_offset: info.last_offset + 1,
-                                });
-                            }
-                            Ok(())
+                    append(partition, records, ctx.api_version, now).map(|info| {
+                        p.base_offset = info.first_offset;
+                        p.log_append_time_ms = info.log_append_time.unwrap_or(-1);
+                        p.log_start_offset = info.log_start_offset;
+                        if acks == -1 {
+                            pending.push(PendingDurability {
+                                topic: ti,
+                                partition: pi,
+                                handle: partition.clone(),
+                                end_offset: info.last_offset + 1,
+                            });
                         }
-                        Err(PartitionError::Storage(e)) => {
-                            tracing::debug!(partition = %partition.name, error = %e, "produce refused");
-                            Err((storage_error(&e), Some(e.to_string())))
-                        }
-                        Err(e @ PartitionError::Closed(_)) => {
-                            Err((ResponseError::UnknownTopicOrPartition, Some(e.to_string())))
-                        }
-                    }
+                    })
                 }
             };
             if let Err((code, message)) = outcome {

@@ -10,6 +10,9 @@ use serde::Serialize;
 /// Kafka's tools report "MB" as 2^20 bytes; we do the same so numbers compare.
 pub(super) const MB: f64 = 1024.0 * 1024.0;
 
+/// Largest latency the histogram tells apart (one hour, in microseconds).
+const MAX_TRACKED_US: u64 = 3_600_000_000;
+
 /// Latency accounting for the producer, in microseconds.
 ///
 /// Percentiles come from an HDR histogram (3 significant digits, i.e. error
@@ -27,8 +30,9 @@ impl LatencyStats {
     /// An empty accumulator.
     pub(super) fn new() -> Self {
         Self {
-            // 3 significant digits is a fixed, valid argument: this cannot fail.
-            hist: Histogram::new(3).expect("valid histogram precision"),
+            // Fixed, valid bounds (1 us to 1 hour, 3 significant digits), so
+            // this cannot fail; longer latencies are clamped to an hour.
+            hist: Histogram::new_with_bounds(1, MAX_TRACKED_US, 3).expect("valid histogram bounds"),
             count: 0,
             sum_us: 0,
             max_us: 0,

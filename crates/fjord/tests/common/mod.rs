@@ -12,7 +12,7 @@ pub(crate) mod raw;
 pub(crate) mod segment;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use fjord_testkit::BrokerProcess;

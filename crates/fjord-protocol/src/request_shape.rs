@@ -1,0 +1,492 @@
+//! A structural pre-check of request bodies, run before the codec decodes them.
+//!
+//! The codec sizes each array from the element count on the wire before decoding a single
+//! element, so a 14-byte request claiming two billion topics makes it ask for hundreds of
+//! gigabytes, and a failed allocation aborts the whole process. Every array element takes at
+//! least one byte on the wire, so a count larger than the bytes left is impossible: this walk
+//! follows each served request's schema and refuses such counts (and lengths) before the codec
+//! sees them. It checks shape only; values are the handlers' business.
+
+use crate::api_versions::supported_range;
+use kafka_protocol::messages::ApiKey;
+
+/// Why a request body cannot be a valid encoding.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShapeError {
+    /// A count or length claims more than the bytes left in the frame.
+    #[error("a length of {claimed} at byte {position} exceeds the {remaining} bytes left")]
+    Impossible {
+        /// Where the length sits in the body.
+        position: usize,
+        /// What it claims.
+        claimed: u64,
+        /// Bytes left after it.
+        remaining: usize,
+    },
+    /// The body ends inside a field.
+    #[error("the request body ends inside a field at byte {0}")]
+    Truncated(usize),
+    /// A variable-length integer runs past five bytes.
+    #[error("malformed varint at byte {0}")]
+    BadVarint(usize),
+}
+
+/// Field types as they appear on the wire.
+#[derive(Debug, Clone, Copy)]
+enum Ty {
+    I8,
+    I16,
+    I32,
+    I64,
+    Uuid,
+    /// String or nullable string.
+    Str,
+    /// Bytes, nullable bytes or records.
+    Bytes,
+    /// Array of int32.
+    I32s,
+    /// Array of strings.
+    Strs,
+    /// Array of structs.
+    Structs(&'static [Field]),
+}
+
+/// One field, present in versions `since..=until`.
+#[derive(Debug, Clone, Copy)]
+struct Field {
+    ty: Ty,
+    since: i16,
+    until: i16,
+}
+
+const fn f(ty: Ty, since: i16) -> Field {
+    Field {
+        ty,
+        since,
+        until: i16::MAX,
+    }
+}
+
+const fn upto(ty: Ty, since: i16, until: i16) -> Field {
+    Field { ty, since, until }
+}
+
+use Ty::*;
+
+const API_VERSIONS: &[Field] = &[f(Str, 3), f(Str, 3)];
+
+const METADATA_TOPIC: &[Field] = &[f(Uuid, 10), f(Str, 0)];
+const METADATA: &[Field] = &[
+    f(Structs(METADATA_TOPIC), 0),
+    f(I8, 4),
+    upto(I8, 8, 10),
+    f(I8, 8),
+];
+
+const PRODUCE_PARTITION: &[Field] = &[f(I32, 0), f(Bytes, 0)];
+const PRODUCE_TOPIC: &[Field] = &[
+    upto(Str, 0, 12),
+    f(Uuid, 13),
+    f(Structs(PRODUCE_PARTITION), 0),
+];
+const PRODUCE: &[Field] = &[
+    f(Str, 3),
+    f(I16, 0),
+    f(I32, 0),
+    f(Structs(PRODUCE_TOPIC), 0),
+];
+
+const FETCH_PARTITION: &[Field] = &[
+    f(I32, 0),
+    f(I32, 9),
+    f(I64, 0),
+    f(I32, 12),
+    f(I64, 5),
+    f(I32, 0),
+];
+const FETCH_TOPIC: &[Field] = &[
+    upto(Str, 0, 12),
+    f(Uuid, 13),
+    f(Structs(FETCH_PARTITION), 0),
+];
+const FETCH_FORGOTTEN: &[Field] = &[upto(Str, 7, 12), f(Uuid, 13), f(I32s, 7)];
+const FETCH: &[Field] = &[
+    upto(I32, 0, 14),
+    f(I32, 0),
+    f(I32, 0),
+    f(I32, 3),
+    f(I8, 4),
+    f(I32, 7),
+    f(I32, 7),
+    f(Structs(FETCH_TOPIC), 0),
+    f(Structs(FETCH_FORGOTTEN), 7),
+    f(Str, 11),
+];
+
+const LIST_OFFSETS_PARTITION: &[Field] = &[f(I32, 0), f(I32, 4), f(I64, 0)];
+const LIST_OFFSETS_TOPIC: &[Field] = &[f(Str, 0), f(Structs(LIST_OFFSETS_PARTITION), 0)];
+const LIST_OFFSETS: &[Field] = &[
+    f(I32, 0),
+    f(I8, 2),
+    f(Structs(LIST_OFFSETS_TOPIC), 0),
+    f(I32, 10),
+];
+
+const CREATE_ASSIGNMENT: &[Field] = &[f(I32, 0), f(I32s, 0)];
+const CREATE_CONFIG: &[Field] = &[f(Str, 0), f(Str, 0)];
+const CREATE_TOPIC: &[Field] = &[
+    f(Str, 0),
+    f(I32, 0),
+    f(I16, 0),
+    f(Structs(CREATE_ASSIGNMENT), 0),
+    f(Structs(CREATE_CONFIG), 0),
+];
+const CREATE_TOPICS: &[Field] = &[f(Structs(CREATE_TOPIC), 0), f(I32, 0), f(I8, 1)];
+
+const DELETE_TOPIC_STATE: &[Field] = &[f(Str, 6), f(Uuid, 6)];
+const DELETE_TOPICS: &[Field] = &[
+    f(Structs(DELETE_TOPIC_STATE), 6),
+    upto(Strs, 0, 5),
+    f(I32, 0),
+];
+
+const DESCRIBE_CONFIGS_RESOURCE: &[Field] = &[f(I8, 0), f(Str, 0), f(Strs, 0)];
+const DESCRIBE_CONFIGS: &[Field] = &[f(Structs(DESCRIBE_CONFIGS_RESOURCE), 0), f(I8, 1), f(I8, 3)];
+
+/// Schema and first flexible version of every served request.
+fn schema(api_key: ApiKey) -> Option<(&'static [Field], i16)> {
+    Some(match api_key {
+        ApiKey::ApiVersions => (API_VERSIONS, 3),
+        ApiKey::Metadata => (METADATA, 9),
+        ApiKey::Produce => (PRODUCE, 9),
+        ApiKey::Fetch => (FETCH, 12),
+        ApiKey::ListOffsets => (LIST_OFFSETS, 6),
+        ApiKey::CreateTopics => (CREATE_TOPICS, 5),
+        ApiKey::DeleteTopics => (DELETE_TOPICS, 4),
+        ApiKey::DescribeConfigs => (DESCRIBE_CONFIGS, 4),
+        _ => return None,
+    })
+}
+
+struct Walker<'a> {
+    body: &'a [u8],
+    pos: usize,
+    version: i16,
+    flexible: bool,
+}
+
+impl Walker<'_> {
+    fn remaining(&self) -> usize {
+        self.body.len() - self.pos
+    }
+
+    fn skip(&mut self, n: usize) -> Result<(), ShapeError> {
+        if n > self.remaining() {
+            return Err(ShapeError::Truncated(self.pos));
+        }
+        self.pos += n;
+        Ok(())
+    }
+
+    fn int(&mut self, width: usize) -> Result<i64, ShapeError> {
+        let start = self.pos;
+        self.skip(width)?;
+        let bytes = &self.body[start..self.pos];
+        Ok(bytes
+            .iter()
+            .fold(0i64, |acc, b| (acc << 8) | i64::from(*b))
+            .wrapping_shl(64 - 8 * width as u32)
+            .wrapping_shr(64 - 8 * width as u32))
+    }
+
+    fn uvarint(&mut self) -> Result<u64, ShapeError> {
+        let start = self.pos;
+        let mut value = 0u64;
+        for i in 0..5 {
+            let byte = *self
+                .body
+                .get(self.pos)
+                .ok_or(ShapeError::Truncated(self.pos))?;
+            self.pos += 1;
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(ShapeError::BadVarint(start))
+    }
+
+    /// Reads a length or count and checks that `claimed * min_each` bytes could follow.
+    fn length(&mut self, classic_width: usize) -> Result<Option<usize>, ShapeError> {
+        let position = self.pos;
+        let claimed: i64 = if self.flexible {
+            self.uvarint()? as i64 - 1
+        } else {
+            self.int(classic_width)?
+        };
+        if claimed < 0 {
+            return Ok(None);
+        }
+        if claimed as u64 > self.remaining() as u64 {
+            return Err(ShapeError::Impossible {
+                position,
+                claimed: claimed as u64,
+                remaining: self.remaining(),
+            });
+        }
+        Ok(Some(claimed as usize))
+    }
+
+    fn tagged_fields(&mut self) -> Result<(), ShapeError> {
+        if !self.flexible {
+            return Ok(());
+        }
+        let count = self.uvarint()?;
+        if count > self.remaining() as u64 {
+            return Err(ShapeError::Impossible {
+                position: self.pos,
+                claimed: count,
+                remaining: self.remaining(),
+            });
+        }
+        for _ in 0..count {
+            self.uvarint()?;
+            let size = self.uvarint()?;
+            self.skip(usize::try_from(size).map_err(|_| ShapeError::Truncated(self.pos))?)?;
+        }
+        Ok(())
+    }
+
+    fn walk_struct(&mut self, fields: &[Field]) -> Result<(), ShapeError> {
+        for field in fields {
+            if self.version < field.since || self.version > field.until {
+                continue;
+            }
+            self.walk(field.ty)?;
+        }
+        self.tagged_fields()
+    }
+
+    fn walk(&mut self, ty: Ty) -> Result<(), ShapeError> {
+        match ty {
+            I8 => self.skip(1),
+            I16 => self.skip(2),
+            I32 => self.skip(4),
+            I64 => self.skip(8),
+            Uuid => self.skip(16),
+            Str => match self.length(2)? {
+                Some(n) => self.skip(n),
+                None => Ok(()),
+            },
+            Bytes => match self.length(4)? {
+                Some(n) => self.skip(n),
+                None => Ok(()),
+            },
+            I32s => match self.length(4)? {
+                Some(n) => self.skip(n.saturating_mul(4)),
+                None => Ok(()),
+            },
+            Strs => {
+                for _ in 0..self.length(4)?.unwrap_or(0) {
+                    self.walk(Str)?;
+                }
+                Ok(())
+            }
+            Structs(fields) => {
+                for _ in 0..self.length(4)?.unwrap_or(0) {
+                    self.walk_struct(fields)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Checks that the body of a served request could be a valid encoding, so that decoding it
+/// cannot be made to allocate more than the frame justifies. Unserved requests pass untouched
+/// (they are refused before decoding).
+pub fn check_request_shape(api_key: ApiKey, version: i16, body: &[u8]) -> Result<(), ShapeError> {
+    let Some((fields, flexible_since)) = schema(api_key) else {
+        return Ok(());
+    };
+    if supported_range(api_key as i16).is_none() {
+        return Ok(());
+    }
+    let mut walker = Walker {
+        body,
+        pos: 0,
+        version,
+        flexible: version >= flexible_since,
+    };
+    walker.walk_struct(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api_versions::SUPPORTED_APIS;
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    fn encode<T: Encodable>(msg: &T, version: i16) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        msg.encode(&mut buf, version).unwrap();
+        buf.to_vec()
+    }
+
+    fn s(v: &str) -> StrBytes {
+        StrBytes::from_string(v.to_string())
+    }
+
+    /// Requests with every array populated, encoded by the codec at `version`.
+    fn sample(api_key: ApiKey, version: i16) -> Vec<u8> {
+        match api_key {
+            ApiKey::ApiVersions => {
+                let mut r = ApiVersionsRequest::default();
+                if version >= 3 {
+                    r.client_software_name = s("fjord-test");
+                    r.client_software_version = s("1.0");
+                }
+                encode(&r, version)
+            }
+            ApiKey::Metadata => {
+                let mut t = metadata_request::MetadataRequestTopic::default();
+                t.name = Some(TopicName(s("orders")));
+                let mut r = MetadataRequest::default();
+                r.topics = Some(vec![t.clone(), t]);
+                encode(&r, version)
+            }
+            ApiKey::Produce => {
+                let mut p = produce_request::PartitionProduceData::default();
+                p.records = Some(Bytes::from_static(b"0123456789"));
+                let mut t = produce_request::TopicProduceData::default();
+                t.name = TopicName(s("orders"));
+                t.partition_data = vec![p.clone(), p];
+                let mut r = ProduceRequest::default();
+                r.acks = -1;
+                r.topic_data = vec![t];
+                encode(&r, version)
+            }
+            ApiKey::Fetch => {
+                let p = fetch_request::FetchPartition::default();
+                let mut t = fetch_request::FetchTopic::default();
+                t.topic = TopicName(s("orders"));
+                t.partitions = vec![p.clone(), p];
+                let mut forgotten = fetch_request::ForgottenTopic::default();
+                forgotten.topic = TopicName(s("old"));
+                forgotten.partitions = vec![1, 2, 3];
+                let mut r = FetchRequest::default();
+                r.topics = vec![t];
+                if version >= 7 {
+                    r.forgotten_topics_data = vec![forgotten];
+                }
+                if version >= 11 {
+                    r.rack_id = s("rack-a");
+                }
+                encode(&r, version)
+            }
+            ApiKey::ListOffsets => {
+                let p = list_offsets_request::ListOffsetsPartition::default();
+                let mut t = list_offsets_request::ListOffsetsTopic::default();
+                t.name = TopicName(s("orders"));
+                t.partitions = vec![p.clone(), p];
+                let mut r = ListOffsetsRequest::default();
+                r.topics = vec![t];
+                encode(&r, version)
+            }
+            ApiKey::CreateTopics => {
+                let mut a = create_topics_request::CreatableReplicaAssignment::default();
+                a.broker_ids = vec![BrokerId(1), BrokerId(2)];
+                let mut c = create_topics_request::CreatableTopicConfig::default();
+                c.name = s("retention.ms");
+                c.value = Some(s("1000"));
+                let mut t = create_topics_request::CreatableTopic::default();
+                t.name = TopicName(s("orders"));
+                t.assignments = vec![a];
+                t.configs = vec![c.clone(), c];
+                let mut r = CreateTopicsRequest::default();
+                r.topics = vec![t];
+                r.validate_only = true;
+                encode(&r, version)
+            }
+            ApiKey::DeleteTopics => {
+                let mut r = DeleteTopicsRequest::default();
+                if version >= 6 {
+                    let mut t = delete_topics_request::DeleteTopicState::default();
+                    t.name = Some(TopicName(s("orders")));
+                    r.topics = vec![t];
+                } else {
+                    r.topic_names = vec![TopicName(s("a")), TopicName(s("b"))];
+                }
+                encode(&r, version)
+            }
+            ApiKey::DescribeConfigs => {
+                let mut res = describe_configs_request::DescribeConfigsResource::default();
+                res.resource_type = 2;
+                res.resource_name = s("orders");
+                res.configuration_keys = Some(vec![s("retention.ms"), s("segment.bytes")]);
+                let mut r = DescribeConfigsRequest::default();
+                r.resources = vec![res];
+                r.include_synonyms = version >= 1;
+                encode(&r, version)
+            }
+            other => panic!("no sample for {other:?}"),
+        }
+    }
+
+    /// The schemas here must agree with the codec for every served version, or valid
+    /// requests would be refused.
+    #[test]
+    fn accepts_every_codec_encoding_of_every_served_version() {
+        for range in SUPPORTED_APIS {
+            for version in range.min_version..=range.max_version {
+                let body = sample(range.api_key, version);
+                assert_eq!(
+                    check_request_shape(range.api_key, version, &body),
+                    Ok(()),
+                    "{:?} v{version}",
+                    range.api_key
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_impossible_counts_before_decoding() {
+        let body = [0x7f, 0xff, 0xff, 0xff];
+        assert!(matches!(
+            check_request_shape(ApiKey::Metadata, 1, &body),
+            Err(ShapeError::Impossible { .. })
+        ));
+        // Flexible: compact array of 2^32-2 topics.
+        let body = [0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(matches!(
+            check_request_shape(ApiKey::Metadata, 12, &body),
+            Err(ShapeError::Impossible { .. })
+        ));
+    }
+
+    #[test]
+    fn truncation_anywhere_is_refused() {
+        for range in SUPPORTED_APIS {
+            let version = range.max_version;
+            let body = sample(range.api_key, version);
+            for cut in 0..body.len() {
+                assert!(
+                    check_request_shape(range.api_key, version, &body[..cut]).is_err(),
+                    "{:?} v{version} cut at {cut}",
+                    range.api_key
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_bodies_never_panic(api in 0usize..8, version in 0i16..16, body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let key = SUPPORTED_APIS[api % SUPPORTED_APIS.len()].api_key;
+            let _ = check_request_shape(key, version, &body);
+        }
+    }
+}
