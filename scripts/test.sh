@@ -33,6 +33,7 @@ done
 
 PY=${PYTHON:-python3}
 VENV=$ROOT/.venv
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 REQUIREMENTS=$ROOT/tests/python/requirements.txt
 # Debian packages: kcat for the client tests; make, gcc, g++ and pkg-config
 # for rdkafka-sys, which builds librdkafka with its own configure + make
@@ -167,7 +168,7 @@ if last_step_ok; then
     run_pytest() {
         local rc=0
         # Bounded as a whole; every test is also bounded by pytest-timeout.
-        FJORD_BIN=$ROOT/target/release/fjord PYTHONDONTWRITEBYTECODE=1 \
+        FJORD_BIN=$TARGET_DIR/release/fjord PYTHONDONTWRITEBYTECODE=1 \
             timeout --kill-after=30 1200 \
             "$VENV/bin/python" -m pytest -ra \
             "$ROOT/tests/python" ${PYTEST_EXTRA[@]+"${PYTEST_EXTRA[@]}"} || rc=$?

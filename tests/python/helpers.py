@@ -41,7 +41,7 @@ def wait_until(predicate, timeout_s, interval_s=0.1, what="condition"):
 def make_records(n, seed, base_ts_ms=None):
     """Deterministic test records: dicts with key, value, headers, timestamp.
 
-    Mixes null keys (every 50th), null values (every 7th), empty values,
+    Mixes null keys (every 50th), null values (every 7th, never both), empty values,
     values from 0 B to ~4 KiB (compressible and random bytes), no headers,
     several headers, repeated header keys and empty header values.
     """
@@ -59,6 +59,8 @@ def make_records(n, seed, base_ts_ms=None):
             value = rng.randbytes(rng.randrange(1, 600))
         else:
             value = (f"value {i} " * rng.randrange(1, 400)).encode()
+        if key is None and value is None:
+            value = b"kafka-python refuses a record with neither key nor value"
         if i % 5 == 0:
             headers = []
         elif i % 5 == 1:

@@ -17,7 +17,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from helpers import make_records, wait_until
+from helpers import CODEC_IDS, make_records, segment_batch_codecs, wait_until
 
 PARTITIONS = 3
 
@@ -27,7 +27,8 @@ def admin(broker):
 
 
 def create_topics(broker, topics, partitions=PARTITIONS):
-    futures = admin(broker).create_topics(
+    a = admin(broker)  # keep the client alive until the futures resolve
+    futures = a.create_topics(
         [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics],
         operation_timeout=10,
         request_timeout=30,
@@ -126,8 +127,10 @@ def header_list(msg):
 @pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
 def test_confluent_round_trip_keeps_keys_values_headers_and_timestamps(broker, topic_name, codec):
     """2,000 records (null keys, null and empty values, repeated and empty
-    headers, explicit CreateTime timestamps) come back byte-identical, and the
-    watermarks match what was produced."""
+    headers, explicit CreateTime timestamps) come back byte-identical, the
+    watermarks match what was produced, and the stored batches carry the codec
+    (librdkafka silently sends uncompressed when it thinks the broker can't
+    take the codec)."""
     create_topics(broker, [topic_name])
     records = make_records(2_000, seed=sum(codec.encode()) + 1000)
     reports = produce(broker, topic_name, records, **{"compression.type": codec})
@@ -147,6 +150,11 @@ def test_confluent_round_trip_keeps_keys_values_headers_and_timestamps(broker, t
         got = (msg.key(), msg.value(), header_list(msg), msg.timestamp())
         want = (record["key"], record["value"], record["headers"], (TIMESTAMP_CREATE_TIME, record["timestamp"]))
         assert got == want, f"record {i} at partition {partition} offset {offset} differs"
+
+    assert broker.stop() is not None
+    for p in range(PARTITIONS):
+        codecs = segment_batch_codecs(broker.log_dir, topic_name, p)
+        assert codecs and set(codecs) == {CODEC_IDS[codec]}, f"partition {p}: stored codec ids {sorted(set(codecs))}"
 
 
 def test_confluent_assign_at_offset_starts_there(broker, topic_name):

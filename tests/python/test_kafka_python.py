@@ -12,7 +12,7 @@ from kafka import codec as kafka_codec
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import UnknownTopicOrPartitionError
 
-from helpers import CODEC_IDS, make_records, segment_batch_codecs, wait_until
+from helpers import CODEC_IDS, make_records, segment_batch_codecs
 
 N_RECORDS = 10_000
 PARTITIONS = 3
@@ -207,17 +207,37 @@ def test_kafka_python_describe_configs_returns_topic_overrides(broker, topic_nam
         assert by_name["retention.ms"][3] == 1, f"retention.ms config_source {by_name['retention.ms'][3]}, expected 1 (DYNAMIC_TOPIC_CONFIG)"
 
 
+def test_kafka_python_admin_lists_and_describes_topics(broker, topic_name):
+    """KafkaAdminClient.list_topics/describe_topics (Metadata v8 asking for
+    authorized operations) show the topic with its 3 partitions on this broker."""
+    create_topic(broker, topic_name)
+    admin = admin_client(broker)
+    try:
+        assert topic_name in admin.list_topics()
+        (topic,) = admin.describe_topics([topic_name])
+        cluster = admin.describe_cluster()
+    finally:
+        admin.close()
+    (node,) = cluster["brokers"]
+    assert (node["host"], node["port"]) == (broker.host, broker.port)
+    assert cluster["controller_id"] == node["node_id"]
+    assert (topic["topic"], topic["error_code"], topic["is_internal"]) == (topic_name, 0, False)
+    parts = sorted(topic["partitions"], key=lambda p: p["partition"])
+    assert [p["partition"] for p in parts] == list(range(PARTITIONS))
+    for p in parts:
+        assert (p["error_code"], p["leader"], p["replicas"], p["isr"]) == (0, node["node_id"], [node["node_id"]], [node["node_id"]])
+
+
 def test_kafka_python_delete_topic_removes_it_and_recreation_starts_empty(broker, topic_name):
-    """DeleteTopics removes the topic from metadata; a topic re-created with
-    the same name starts at offset 0 with none of the old records."""
+    """DeleteTopics succeeds, a second delete answers UNKNOWN_TOPIC_OR_PARTITION,
+    and a topic re-created with the same name starts at offset 0 with none of
+    the old records."""
     create_topic(broker, topic_name)
     produce(broker, topic_name, make_records(300, seed=3), acks=1)
     admin = admin_client(broker)
     try:
-        assert topic_name in admin.list_topics()
         response = admin.delete_topics([topic_name], timeout_ms=10_000)
         assert [(t, code) for t, code in response.topic_error_codes] == [(topic_name, 0)]
-        wait_until(lambda: topic_name not in admin.list_topics(), 10, what="the topic to leave metadata")
         with pytest.raises(UnknownTopicOrPartitionError):
             admin.delete_topics([topic_name], timeout_ms=10_000)
     finally:

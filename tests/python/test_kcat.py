@@ -104,7 +104,7 @@ def test_kcat_compressed_produce_round_trips_and_is_stored_compressed(start_brok
     create_topics(broker, {topic_name: 1})
     lines = [f"k{i % 10}:" + f"compressible payload {i} " * 20 for i in range(1_000)]
     kcat(broker, "-P", "-t", topic_name, "-K:", "-z", codec, stdin=("\n".join(lines) + "\n").encode())
-    expected = [f"k{i % 10} " + f"compressible payload {i} " * 20 + f" {i}" for i in range(1_000)]
+    expected = [f"k{i % 10} " + f"compressible payload {i} " * 20 + f"  {i}" for i in range(1_000)]
     assert consume_lines(broker, topic_name) == expected
     assert broker.stop() is not None
     codecs = segment_batch_codecs(broker.log_dir, topic_name, 0)

@@ -9,7 +9,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
+use fjord_protocol::fetch_frame::ResponseChunks;
 use fjord_protocol::frame::{parse_frame, FrameError};
 use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -126,11 +127,29 @@ async fn serve(
     }
 }
 
+/// Writes a response frame. Small frames go out in one write; large ones (fetch responses
+/// carrying log bytes) are written chunk by chunk rather than copied into one buffer first.
 async fn write_response(
     writer: &mut tokio::net::tcp::OwnedWriteHalf,
-    bytes: &Bytes,
+    frame: &ResponseChunks,
 ) -> std::io::Result<()> {
-    writer.write_all(bytes).await
+    const COALESCE_BELOW: usize = 64 * 1024;
+    match frame.chunks.as_slice() {
+        [single] => writer.write_all(single).await,
+        chunks if frame.len() < COALESCE_BELOW => {
+            let mut joined = Vec::with_capacity(frame.len());
+            for c in chunks {
+                joined.extend_from_slice(c);
+            }
+            writer.write_all(&joined).await
+        }
+        chunks => {
+            for c in chunks {
+                writer.write_all(c).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 fn log_bad_frame(peer: &SocketAddr, e: &FrameError) {

@@ -7,6 +7,7 @@
 
 use bytes::Bytes;
 use fjord_protocol::api_versions;
+use fjord_protocol::fetch_frame::{encode_fetch_response, ResponseChunks};
 use fjord_protocol::frame::{
     decode_request_header, encode_response, encode_unsupported_version, peek_preamble,
 };
@@ -22,7 +23,7 @@ use crate::Broker;
 #[derive(Debug)]
 pub(crate) enum Outcome {
     /// Write this frame.
-    Respond(Bytes),
+    Respond(ResponseChunks),
     /// acks=0 produce: Kafka sends nothing back.
     NoResponse,
     /// The request was unreadable; close the connection with this reason.
@@ -51,7 +52,7 @@ pub(crate) async fn handle_frame(broker: &Broker, session: &Session, mut frame: 
     };
     let Ok(api_key) = ApiKey::try_from(pre.api_key) else {
         tracing::warn!(api_key = pre.api_key, "request with an unknown api key");
-        return Outcome::Respond(encode_unsupported_version(pre.correlation_id));
+        return unsupported(pre.correlation_id);
     };
     if !api_versions::is_supported(pre.api_key, pre.api_version) {
         if api_key == ApiKey::ApiVersions {
@@ -67,7 +68,7 @@ pub(crate) async fn handle_frame(broker: &Broker, session: &Session, mut frame: 
             version = pre.api_version,
             "request for an unsupported version"
         );
-        return Outcome::Respond(encode_unsupported_version(pre.correlation_id));
+        return unsupported(pre.correlation_id);
     }
     let header = match decode_request_header(&mut frame, api_key, pre.api_version) {
         Ok(h) => h,
@@ -85,6 +86,12 @@ pub(crate) async fn handle_frame(broker: &Broker, session: &Session, mut frame: 
     dispatch(broker, &ctx, pre.correlation_id, api_key, frame).await
 }
 
+fn unsupported(correlation_id: i32) -> Outcome {
+    Outcome::Respond(ResponseChunks {
+        chunks: vec![encode_unsupported_version(correlation_id)],
+    })
+}
+
 fn decode<T: Decodable>(api_key: ApiKey, body: &mut Bytes, version: i16) -> Result<T, Outcome> {
     check_request_shape(api_key, version, body)
         .map_err(|e| Outcome::Close(format!("malformed {api_key:?} v{version} request: {e}")))?;
@@ -94,7 +101,9 @@ fn decode<T: Decodable>(api_key: ApiKey, body: &mut Bytes, version: i16) -> Resu
 
 fn respond<T: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, body: &T) -> Outcome {
     match encode_response(api_key, version, correlation_id, body) {
-        Ok(bytes) => Outcome::Respond(bytes),
+        Ok(bytes) => Outcome::Respond(ResponseChunks {
+            chunks: vec![bytes],
+        }),
         Err(e) => {
             tracing::error!(error = %e, "response encoding failed");
             Outcome::Close(e.to_string())
@@ -111,12 +120,6 @@ async fn dispatch(
 ) -> Outcome {
     let v = ctx.api_version;
     macro_rules! serve {
-        (async, $handler:expr) => {
-            match decode(api_key, &mut body, v) {
-                Ok(request) => respond(api_key, v, cid, &$handler(broker, ctx, request).await),
-                Err(outcome) => outcome,
-            }
-        };
         ($handler:expr) => {
             match decode(api_key, &mut body, v) {
                 Ok(request) => respond(api_key, v, cid, &$handler(broker, ctx, request)),
@@ -137,7 +140,19 @@ async fn dispatch(
             }
             Err(outcome) => outcome,
         },
-        ApiKey::Fetch => serve!(async, handlers::fetch::handle),
+        ApiKey::Fetch => match decode(api_key, &mut body, v) {
+            Ok(request) => {
+                let parts = handlers::fetch::handle(broker, ctx, request).await;
+                match encode_fetch_response(v, cid, &parts) {
+                    Ok(chunks) => Outcome::Respond(chunks),
+                    Err(e) => {
+                        tracing::error!(error = %e, "response encoding failed");
+                        Outcome::Close(e.to_string())
+                    }
+                }
+            }
+            Err(outcome) => outcome,
+        },
         ApiKey::ListOffsets => serve!(handlers::list_offsets::handle),
         ApiKey::CreateTopics => serve!(handlers::create_topics::handle),
         ApiKey::DeleteTopics => serve!(handlers::delete_topics::handle),
@@ -146,7 +161,7 @@ async fn dispatch(
         // api was listed without a handler.
         other => {
             tracing::error!(api_key = ?other, "api listed as supported has no handler");
-            Outcome::Respond(encode_unsupported_version(cid))
+            unsupported(cid)
         }
     }
 }

@@ -6,5 +6,6 @@
 
 pub mod api_versions;
 pub mod batch;
+pub mod fetch_frame;
 pub mod frame;
 pub mod request_shape;

@@ -37,7 +37,10 @@ fn fake_broker() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn python_available() -> bool {
-    std::process::Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success())
+    std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -58,10 +61,19 @@ fn start_stop_restart_kill_and_drop() {
     assert_eq!(broker.bootstrap(), format!("127.0.0.1:{}", address.port()));
     TcpStream::connect_timeout(&address, Duration::from_secs(5)).expect("connect");
     let logs = broker.logs();
-    assert!(logs.contains("listening on PLAINTEXT://127.0.0.1:"), "{logs}");
+    assert!(
+        logs.contains("listening on PLAINTEXT://127.0.0.1:"),
+        "{logs}"
+    );
     assert!(logs.contains("('num.partitions', '3')"), "{logs}");
-    assert!(logs.contains(&broker.data_dir().display().to_string()), "{logs}");
-    assert!(logs.contains("noise before"), "stdout is drained too: {logs}");
+    assert!(
+        logs.contains(&broker.data_dir().display().to_string()),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("noise before"),
+        "stdout is drained too: {logs}"
+    );
     assert!(!logs.contains('\u{1b}'), "colors are stripped");
 
     let status = broker.stop().expect("stop");
@@ -81,13 +93,19 @@ fn start_stop_restart_kill_and_drop() {
     assert!(data_dir.is_dir());
     drop(broker);
     assert!(!data_dir.exists(), "data dir removed on drop");
-    assert!(!PathBuf::from(format!("/proc/{pid}")).exists(), "process gone after drop");
+    assert!(
+        !PathBuf::from(format!("/proc/{pid}")).exists(),
+        "process gone after drop"
+    );
 }
 
 #[test]
 fn a_broker_that_exits_early_fails_start_with_its_log() {
     let err = BrokerProcess::start("/bin/false").expect_err("must fail");
-    assert!(format!("{err:#}").contains("exited before listening"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("exited before listening"),
+        "{err:#}"
+    );
 }
 
 #[test]

@@ -120,6 +120,7 @@ pub(crate) struct ProducePerfArgs {
     #[arg(long = "producer.config", value_name = "FILE")]
     pub(crate) producer_config: Option<PathBuf>,
 
+    /// Options shared with the other perf tool.
     #[command(flatten)]
     pub(crate) common: CommonPerfArgs,
 }
@@ -162,6 +163,7 @@ pub(crate) struct ConsumePerfArgs {
     #[arg(long = "show-detailed-stats")]
     pub(crate) show_detailed_stats: bool,
 
+    /// Options shared with the other perf tool.
     #[command(flatten)]
     pub(crate) common: CommonPerfArgs,
 }
@@ -190,10 +192,75 @@ impl Reporter {
     }
 }
 
+/// Filters librdkafka's client-level errors before they are printed: it
+/// reports every failed reconnect (several per second while a broker is
+/// down), which would bury the results. Consecutive errors of the same kind
+/// are shown once and at most [`ErrorFilter::MAX_PRINTED`] are shown in all.
+#[derive(Debug, Default)]
+struct ErrorFilter {
+    last_kind: Option<String>,
+    printed: u32,
+}
+
+impl ErrorFilter {
+    /// Client errors printed before the rest are suppressed.
+    const MAX_PRINTED: u32 = 10;
+
+    /// Returns the line to print for an error of `kind` (e.g. the error code)
+    /// described by `line`, or `None` to stay quiet.
+    fn admit(&mut self, kind: &str, line: &str) -> Option<String> {
+        if self.last_kind.as_deref() == Some(kind) {
+            return None;
+        }
+        self.last_kind = Some(kind.to_string());
+        self.printed = self.printed.saturating_add(1);
+        match self.printed {
+            n if n <= Self::MAX_PRINTED => Some(line.to_string()),
+            n if n == Self::MAX_PRINTED + 1 => Some("(further client errors suppressed)".into()),
+            _ => None,
+        }
+    }
+}
+
+/// Shared `ClientContext::error` body for both tools: prints filtered errors to stderr.
+fn report_client_error(
+    filter: &std::sync::Mutex<ErrorFilter>,
+    who: &str,
+    error: &rdkafka::error::KafkaError,
+    reason: &str,
+) {
+    let kind = format!("{:?}", error.rdkafka_error_code());
+    let line = format!("{who} error: {error}: {reason}");
+    let admitted = filter
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .admit(&kind, &line);
+    if let Some(line) = admitted {
+        eprintln!("{line}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn error_filter_dedups_and_caps() {
+        let mut f = ErrorFilter::default();
+        assert_eq!(f.admit("A", "a1").as_deref(), Some("a1"));
+        assert_eq!(f.admit("A", "a2"), None);
+        assert_eq!(f.admit("B", "b1").as_deref(), Some("b1"));
+        assert_eq!(f.admit("A", "a3").as_deref(), Some("a3"));
+        let mut printed = 3;
+        for i in 0..100 {
+            let kind = if i % 2 == 0 { "B" } else { "A" };
+            if f.admit(kind, "x").is_some() {
+                printed += 1;
+            }
+        }
+        assert_eq!(printed, ErrorFilter::MAX_PRINTED + 1);
+    }
 
     #[derive(Parser, Debug)]
     struct Cli {

@@ -8,9 +8,13 @@ use std::time::Duration;
 
 use common::raw::{self, RawConnection};
 use common::*;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{MetadataRequest, MetadataResponse, ProduceRequest};
+use kafka_protocol::messages::{
+    DescribeConfigsRequest, MetadataRequest, MetadataResponse, ProduceRequest,
+};
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -267,7 +271,12 @@ async fn given_topic_and_broker_when_describing_configs_should_show_effective_va
                     &NewTopic::new("plain", 1, TopicReplication::Fixed(1)),
                     &NewTopic::new("tuned", 1, TopicReplication::Fixed(1))
                         .set("retention.ms", "3600000")
+                        .set("max.message.bytes", "500000"),
+                    // Compaction is not implemented: refused, not silently ignored.
+                    &NewTopic::new("compacted", 1, TopicReplication::Fixed(1))
                         .set("cleanup.policy", "compact"),
+                    &NewTopic::new("typo", 1, TopicReplication::Fixed(1))
+                        .set("retention.msx", "1"),
                 ],
                 &admin_options(),
             ),
@@ -276,7 +285,12 @@ async fn given_topic_and_broker_when_describing_configs_should_show_effective_va
         .expect("CreateTopics");
         assert_eq!(
             created,
-            vec![Ok("plain".to_string()), Ok("tuned".to_string())]
+            vec![
+                Ok("plain".to_string()),
+                Ok("tuned".to_string()),
+                Err(("compacted".to_string(), RDKafkaErrorCode::InvalidConfig)),
+                Err(("typo".to_string(), RDKafkaErrorCode::InvalidConfig)),
+            ]
         );
 
         let node_id = {
@@ -323,10 +337,11 @@ async fn given_topic_and_broker_when_describing_configs_should_show_effective_va
             "topic override"
         );
         assert_eq!(
-            value(1, "cleanup.policy").as_deref(),
-            Some("compact"),
+            value(1, "max.message.bytes").as_deref(),
+            Some("500000"),
             "topic override"
         );
+        assert_eq!(value(1, "cleanup.policy").as_deref(), Some("delete"));
         assert_eq!(value(1, "segment.bytes").as_deref(), Some("1048576"));
         assert_eq!(value(2, "log.segment.bytes").as_deref(), Some("1048576"));
         assert_eq!(value(2, "num.partitions").as_deref(), Some("4"));
@@ -335,20 +350,39 @@ async fn given_topic_and_broker_when_describing_configs_should_show_effective_va
             Some("true")
         );
 
-        let missing = bounded(
-            "describe missing topic",
-            admin.describe_configs(
-                [&ResourceSpecifier::Topic("no-such-topic")],
-                &admin_options(),
-            ),
-        )
-        .await
-        .expect("DescribeConfigs");
-        assert_eq!(missing.len(), 1);
-        assert!(
-            matches!(missing[0], Err(RDKafkaErrorCode::UnknownTopicOrPartition)),
-            "describe a missing topic: {:?}",
-            missing[0]
+        // rdkafka's describe_configs drops per-resource errors (it always
+        // yields Ok), so the missing-topic error is checked on the wire.
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("no-such-topic"))
+                .with_configuration_keys(None),
+            DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("plain"))
+                .with_configuration_keys(Some(vec![StrBytes::from_static_str("retention.ms")])),
+        ]);
+        let response = RawConnection::connect(broker.address()).request(&request, 4);
+        /// (resource name, error code, [(config name, value)]).
+        type Described = Vec<(String, i16, Vec<(String, Option<String>)>)>;
+        let results: Described = response
+            .results
+            .iter()
+            .map(|r| {
+                (
+                    r.resource_name.to_string(),
+                    r.error_code,
+                    r.configs.iter().map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string()))).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            results,
+            vec![
+                ("no-such-topic".to_string(), 3, vec![]),
+                ("plain".to_string(), 0, vec![("retention.ms".to_string(), Some("604800000".to_string()))]),
+            ],
+            "DescribeConfigs v4: missing topic -> UNKNOWN_TOPIC_OR_PARTITION; configuration_keys filter"
         );
     })
     .await;

@@ -327,3 +327,59 @@ fn given_produced_records_when_stopped_should_leave_kafka_layout_with_valid_batc
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_clients_connected_before_restart_should_reconnect_to_the_same_address() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let mut broker = start_broker(&[]);
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "reconnect", 1);
+    let producer: FutureProducer = producer_config(&bootstrap, &[("acks", "all")])
+        .create()
+        .expect("create producer");
+    let old_consumer = consumer(&bootstrap);
+    let send = |i: usize| {
+        let payload = format!("payload-{i}");
+        let key = format!("key-{i}");
+        let producer = producer.clone();
+        async move {
+            let record = FutureRecord::to("reconnect")
+                .key(&key)
+                .payload(&payload)
+                .partition(0);
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                producer.send(record, Duration::from_secs(25)),
+            )
+            .await
+            .expect("delivery within 30 s")
+            .map(|delivery| delivery.offset)
+            .map_err(|(err, _)| err)
+        }
+    };
+    assert_eq!(send(0).await.expect("before restart"), 0);
+    let status = broker.stop().expect("graceful stop");
+    assert_eq!(status.code(), Some(0));
+    restart(&mut broker);
+    assert_eq!(broker.bootstrap(), bootstrap);
+    // The same producer object reconnects on its own and continues the log.
+    assert_eq!(send(1).await.expect("after restart"), 1);
+    let (low, high) = old_consumer
+        .fetch_watermarks("reconnect", 0, CALL_TIMEOUT)
+        .expect("watermarks through the old consumer");
+    assert_eq!((low, high), (0, 2));
+    let consumed = consume_with(
+        &old_consumer,
+        "reconnect",
+        &[(0, Offset::Beginning)],
+        2,
+        Duration::from_secs(20),
+        Duration::from_millis(300),
+    );
+    let values: Vec<Option<Vec<u8>>> = consumed.into_iter().map(|r| r.value).collect();
+    assert_eq!(
+        values,
+        vec![Some(b"payload-0".to_vec()), Some(b"payload-1".to_vec())]
+    );
+}

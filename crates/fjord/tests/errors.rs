@@ -4,15 +4,14 @@
 mod common;
 
 use bytes::Bytes;
-use common::raw::{self, RawConnection};
+use common::raw::{self, fetch_request, RawConnection};
 use common::*;
 use fjord_testkit::BrokerProcess;
 use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, FetchRequest, MetadataRequest, ProduceRequest, ProduceResponse,
+    BrokerId, CreateTopicsRequest, MetadataRequest, ProduceRequest, ProduceResponse,
 };
 use kafka_protocol::records::RecordBatchDecoder;
 
@@ -46,23 +45,6 @@ fn partition_result(response: &ProduceResponse) -> (i16, i64) {
     let partition = &response.responses[0].partition_responses[0];
     assert_eq!(partition.index, 0);
     (partition.error_code, partition.base_offset)
-}
-
-fn fetch_request(topic: &str, offset: i64) -> FetchRequest {
-    FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(100)
-        .with_min_bytes(1)
-        .with_max_bytes(1 << 20)
-        .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(raw::topic_name(topic))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_current_leader_epoch(-1)
-                .with_fetch_offset(offset)
-                .with_log_start_offset(-1)
-                .with_partition_max_bytes(1 << 20)])])
 }
 
 /// A broker with a one-partition topic holding 10 records (offsets 0..10).
@@ -208,6 +190,14 @@ fn given_fetch_beyond_log_end_should_answer_offset_out_of_range() {
         let partition = &response.responses[0].partitions[0];
         assert_eq!(partition.error_code, NONE);
         let mut records = partition.records.clone().expect("records");
+        assert!(records.len() >= 61, "a whole batch: {records:02x?}");
+        let base_offset = i64::from_be_bytes(records[0..8].try_into().expect("8 bytes"));
+        let record_count = i32::from_be_bytes(records[57..61].try_into().expect("4 bytes"));
+        assert_eq!(
+            (base_offset, record_count),
+            (0, 10),
+            "Fetch v{version} from 4 returns the stored batch (base offset, record count)"
+        );
         let sets = RecordBatchDecoder::decode_all(&mut records).expect("decode fetched batches");
         let offsets: Vec<i64> = sets
             .iter()

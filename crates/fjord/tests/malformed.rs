@@ -206,6 +206,7 @@ fn given_unknown_api_key_should_answer_unsupported_version_or_close() {
                 4343,
                 "correlation id of the error response"
             );
+            assert_eq!(frame.get_i16(), 35, "UNSUPPORTED_VERSION for Metadata v999");
         }
     }
     assert_broker_unaffected(&broker, &mut bystander, "after-unknown-api-key");

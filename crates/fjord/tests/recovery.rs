@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::raw::{self, RawConnection};
 use common::segment;
 use common::*;
 use rdkafka::topic_partition_list::Offset;
@@ -39,21 +40,24 @@ fn produce_one_batch_per_record(bootstrap: &str) -> Vec<TestRecord> {
         record.partition = Some(0);
         record.value = Some(format!("value-{i:04}-{}", "x".repeat(100)).into_bytes());
     }
-    for (i, record) in records.iter().enumerate() {
-        // One record per request: each becomes its own batch on disk.
-        let positions = produce_ok(
-            bootstrap,
-            TOPIC,
-            std::slice::from_ref(record),
-            &[
-                ("acks", "all"),
-                ("linger.ms", "0"),
-                ("batch.num.messages", "1"),
-            ],
-            Duration::from_secs(10),
-        );
-        assert_eq!(positions, vec![(0, i as i64)]);
-    }
+    // One record per request and a flush in between: each becomes its own batch on disk.
+    let deliveries = produce_one_by_one(
+        bootstrap,
+        TOPIC,
+        &records,
+        &[
+            ("acks", "all"),
+            ("linger.ms", "0"),
+            ("batch.num.messages", "1"),
+        ],
+        Duration::from_secs(30),
+    );
+    let positions: Vec<(i32, i64)> = deliveries
+        .into_iter()
+        .map(|d| d.expect("acknowledged"))
+        .collect();
+    let expected: Vec<(i32, i64)> = (0..RECORDS as i64).map(|o| (0, o)).collect();
+    assert_eq!(positions, expected);
     records
 }
 
@@ -123,6 +127,27 @@ fn damage_and_recover(stop: Stop, damage: Damage) {
 
     restart(&mut broker);
     let survivors = RECORDS - 1;
+    // Whatever the broker decided about the damaged batch, it must never serve
+    // bytes that fail their CRC (librdkafka does not check CRCs by default, so
+    // a served corrupt batch would reach applications silently).
+    let mut connection = RawConnection::connect(broker.address());
+    for offset in [0, survivors as i64 - 1, survivors as i64] {
+        let response = connection.request(&raw::fetch_request(TOPIC, offset), 12);
+        let partition = &response.responses[0].partitions[0];
+        let served = partition.records.clone().unwrap_or_default();
+        let scan = segment::scan(&served);
+        for batch in &scan.batches {
+            assert!(
+                batch.crc_ok(),
+                "Fetch from offset {offset} (error {}, high watermark {}) served batch {} (offsets {}..={}) whose CRC fails",
+                partition.error_code,
+                partition.high_watermark,
+                batch.position,
+                batch.base_offset,
+                batch.last_offset()
+            );
+        }
+    }
     assert_eq!(
         watermarks(&bootstrap, TOPIC, 0),
         (0, survivors as i64),

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use fjord_protocol::fetch_frame::{FetchResponseParts, FetchedPartition};
 use futures::future::select_all;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::PartitionData;
+use kafka_protocol::messages::FetchRequest;
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -40,7 +41,7 @@ pub(crate) async fn handle(
     broker: &Broker,
     ctx: &RequestContext<'_>,
     request: FetchRequest,
-) -> FetchResponse {
+) -> FetchResponseParts {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let min_bytes = request.min_bytes.max(0) as usize;
     let max_bytes = if request.max_bytes <= 0 {
@@ -103,13 +104,12 @@ fn read_once(
     wanted: &[(kafka_protocol::messages::TopicName, Vec<Wanted>)],
     max_bytes: usize,
     read_committed: bool,
-) -> (FetchResponse, usize, bool) {
-    let mut response = FetchResponse::default();
+) -> (FetchResponseParts, usize, bool) {
+    let mut response = FetchResponseParts::default();
     let mut total = 0usize;
     let mut has_error = false;
     for (name, partitions) in wanted {
-        let mut topic_response = FetchableTopicResponse::default();
-        topic_response.topic = name.clone();
+        let mut topic_partitions = Vec::with_capacity(partitions.len());
         for w in partitions {
             let mut data = PartitionData::default();
             data.partition_index = w.index;
@@ -124,7 +124,7 @@ fn read_once(
                     data.high_watermark = log_end;
                     data.last_stable_offset = log_end;
                     data.log_start_offset = log_start;
-                    data.records = Some(records);
+                    topic_partitions.push(FetchedPartition { data, records });
                 }
                 Err((code, offsets)) => {
                     has_error = true;
@@ -134,12 +134,14 @@ fn read_once(
                         data.last_stable_offset = log_end;
                         data.log_start_offset = log_start;
                     }
-                    data.records = Some(Bytes::new());
+                    topic_partitions.push(FetchedPartition {
+                        data,
+                        records: Bytes::new(),
+                    });
                 }
             }
-            topic_response.partitions.push(data);
         }
-        response.responses.push(topic_response);
+        response.topics.push((name.clone(), topic_partitions));
     }
     (response, total, has_error)
 }

@@ -8,7 +8,7 @@
 //! thread runs the delivery callback as soon as the broker acknowledges, so
 //! the measurement is not delayed by the sending loop.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{ensure, Context};
@@ -21,22 +21,28 @@ use serde::Serialize;
 
 use super::cpu::{BrokerCpu, BrokerCpuProbe};
 use super::stats::{random_payload, ProduceStats, ProduceSummary, Throttler};
-use super::{props, ProducePerfArgs, Reporter};
+use super::{props, report_client_error, ErrorFilter, ProducePerfArgs, Reporter};
 
 /// How long the sender backs off when librdkafka's local queue is full.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_micros(500);
 
+/// How long the warm-up waits for the cluster's metadata.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Producer context: owns the statistics the delivery callback updates.
 struct PerfContext {
-    start: Instant,
+    /// The run's time origin, set just before the first send (after the
+    /// connection warm-up), shared by the sender and the delivery callback.
+    start: OnceLock<Instant>,
     record_bytes: u64,
     stats: Mutex<ProduceStats>,
     reporter: Reporter,
+    errors: Mutex<ErrorFilter>,
 }
 
 impl ClientContext for PerfContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        eprintln!("producer error: {error}: {reason}");
+        report_client_error(&self.errors, "producer", &error, reason);
     }
 }
 
@@ -45,7 +51,8 @@ impl ProducerContext for PerfContext {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, sent_at_ns: usize) {
-        let now = self.start.elapsed();
+        // Deliveries only follow sends, and sends only follow setting `start`.
+        let now = self.start.get().map_or(Duration::ZERO, Instant::elapsed);
         let latency_us = (now.as_nanos() as u64).saturating_sub(sent_at_ns as u64) / 1000;
         let line = {
             let mut stats = self.stats.lock().unwrap_or_else(PoisonError::into_inner);
@@ -98,24 +105,25 @@ pub(super) fn run(args: ProducePerfArgs) -> anyhow::Result<()> {
         eprintln!("note: {note}");
     }
 
-    let cpu = BrokerCpuProbe::start(args.common.broker_pid, |n| eprintln!("{n}"))?;
     let payload = random_payload(args.record_size, seed());
     let interval = Duration::from_millis(args.common.reporting_interval.max(1));
     let context = PerfContext {
-        start: Instant::now(),
+        start: OnceLock::new(),
         record_bytes: args.record_size as u64,
         stats: Mutex::new(ProduceStats::new(interval)),
         reporter,
+        errors: Mutex::default(),
     };
     let producer: ThreadedProducer<PerfContext> = settings
         .to_client_config()
         .create_with_context(context)
         .with_context(|| format!("creating a producer for {}", settings.bootstrap))?;
 
+    warm_up(&producer, &args.topic)?;
+
+    let cpu = BrokerCpuProbe::start(args.common.broker_pid, |n| eprintln!("{n}"))?;
     let throttler = Throttler::new(args.throughput);
-    // One time origin for the sender and the delivery callback; client
-    // creation is the only thing between it and the first send.
-    let start = producer.context().start;
+    let start = *producer.context().start.get_or_init(Instant::now);
 
     for sent in 0..args.num_records {
         if throttler.is_active() {
@@ -130,6 +138,9 @@ pub(super) fn run(args: ProducePerfArgs) -> anyhow::Result<()> {
             match producer.send(record) {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // The producer's own thread is polling and draining the
+                    // queue; wait a moment and retry. As with the Java client's
+                    // blocking send, the wait counts towards this record's latency.
                     record = back;
                     std::thread::sleep(QUEUE_FULL_BACKOFF);
                 }
@@ -182,6 +193,30 @@ pub(super) fn run(args: ProducePerfArgs) -> anyhow::Result<()> {
         args.num_records,
         first_error.unwrap_or_default()
     );
+    Ok(())
+}
+
+/// Connects and fetches the topic's metadata before the clock starts, so an
+/// unreachable cluster fails fast instead of after `message.timeout.ms`, and
+/// connection set-up is not counted against throughput or latency.
+fn warm_up(producer: &ThreadedProducer<PerfContext>, topic: &str) -> anyhow::Result<()> {
+    let metadata = producer
+        .client()
+        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+        .context("fetching metadata (is the broker reachable?)")?;
+    let error = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .and_then(|t| t.error());
+    if let Some(error) = error {
+        // Not fatal: auto-creation may be under way (LEADER_NOT_AVAILABLE);
+        // if the topic really is missing, deliveries fail and say so.
+        eprintln!(
+            "note: metadata for topic {topic}: {:?}",
+            RDKafkaErrorCode::from(error)
+        );
+    }
     Ok(())
 }
 

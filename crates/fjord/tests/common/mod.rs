@@ -29,9 +29,10 @@ use rdkafka::{ClientContext, Timestamp};
 /// Timeout for single client calls (metadata, admin, watermarks).
 pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The path of the broker binary built by Cargo for these tests.
-pub(crate) fn fjord_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_fjord")
+/// The broker binary: `FJORD_TEST_BINARY` if set (to run the suite against a
+/// prebuilt broker), else the one Cargo built for these tests.
+pub(crate) fn fjord_bin() -> String {
+    std::env::var("FJORD_TEST_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_fjord").to_string())
 }
 
 /// Starts a broker with the given `--override` settings; panics with the
@@ -210,6 +211,30 @@ pub(crate) fn produce_all(
     extra: &[(&str, &str)],
     timeout: Duration,
 ) -> Vec<Delivery> {
+    produce_with(bootstrap, topic, records, extra, timeout, false)
+}
+
+/// Like [`produce_all`], but waits for each record's acknowledgement before
+/// sending the next, so that (with `linger.ms=0`) every record is a batch of
+/// its own on disk.
+pub(crate) fn produce_one_by_one(
+    bootstrap: &str,
+    topic: &str,
+    records: &[TestRecord],
+    extra: &[(&str, &str)],
+    timeout: Duration,
+) -> Vec<Delivery> {
+    produce_with(bootstrap, topic, records, extra, timeout, true)
+}
+
+fn produce_with(
+    bootstrap: &str,
+    topic: &str,
+    records: &[TestRecord],
+    extra: &[(&str, &str)],
+    timeout: Duration,
+    flush_each: bool,
+) -> Vec<Delivery> {
     let deadline = Instant::now() + timeout;
     let context = DeliveryCollector {
         deliveries: Mutex::new(vec![None; records.len()]),
@@ -250,6 +275,10 @@ pub(crate) fn produce_all(
                 }
                 Err((err, _)) => panic!("send record {index} to {topic}: {err}"),
             }
+        }
+        if flush_each {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let _ = producer.flush(remaining);
         }
     }
     let remaining = deadline.saturating_duration_since(Instant::now());
@@ -388,6 +417,11 @@ pub(crate) fn consume_with(
                     timestamp: message.timestamp(),
                 });
             }
+            // Connection-level events from a broker restart are informational:
+            // librdkafka reconnects by itself. Anything else fails the test.
+            Some(Err(KafkaError::MessageConsumption(
+                RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure,
+            ))) => {}
             Some(Err(err)) => panic!(
                 "consumer error on {topic} after {} records: {err}",
                 records.len()

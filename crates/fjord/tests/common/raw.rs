@@ -6,7 +6,8 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{RequestHeader, ResponseHeader, TopicName};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{BrokerId, FetchRequest, RequestHeader, ResponseHeader, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -206,7 +207,7 @@ pub(crate) fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
 
-/// Encodes one v2 record batch (uncompressed) with `count` records whose
+/// Encodes exactly one v2 record batch (uncompressed) with `count` records whose
 /// values are `value_len` bytes each.
 pub(crate) fn encode_batch(count: usize, value_len: usize, timestamp_ms: i64) -> BytesMut {
     let records: Vec<Record> = (0..count)
@@ -219,7 +220,9 @@ pub(crate) fn encode_batch(count: usize, value_len: usize, timestamp_ms: i64) ->
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // kafka-protocol starts a new batch whenever offset - sequence changes;
+            // with no producer id the batch's base sequence stays -1.
+            sequence: i as i32 - 1,
             timestamp: timestamp_ms + i as i64,
             key: Some(Bytes::from(format!("raw-key-{i}"))),
             value: Some(Bytes::from(vec![b'v'; value_len])),
@@ -237,4 +240,22 @@ pub(crate) fn encode_batch(count: usize, value_len: usize, timestamp_ms: i64) ->
     )
     .expect("encode record batch");
     buf
+}
+
+/// A consumer-style Fetch of partition 0 of `topic` from `offset` (up to 1 MiB).
+pub(crate) fn fetch_request(topic: &str, offset: i64) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(100)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(-1)
+                .with_fetch_offset(offset)
+                .with_log_start_offset(-1)
+                .with_partition_max_bytes(1 << 20)])])
 }
