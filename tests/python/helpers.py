@@ -90,6 +90,7 @@ def segment_batch_codecs(log_dir, topic, partition):
     for seg in segments:
         data = seg.read_bytes()
         pos = 0
+        batch_len = 0
         while pos + 23 <= len(data):
             _base_offset, batch_len = struct.unpack_from(">qi", data, pos)
             if batch_len <= 0:

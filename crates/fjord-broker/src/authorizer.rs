@@ -40,6 +40,14 @@ pub enum Operation {
     Delete,
     /// DescribeConfigs.
     DescribeConfigs,
+    /// Changing topic partitions and settings.
+    Alter,
+    /// AlterConfigs.
+    AlterConfigs,
+    /// Broker-to-broker actions.
+    ClusterAction,
+    /// Idempotent produce.
+    IdempotentWrite,
 }
 
 /// What an operation applies to.

@@ -130,6 +130,7 @@ async fn dispatch(
     match api_key {
         ApiKey::ApiVersions => serve!(handlers::api_versions::handle),
         ApiKey::Metadata => serve!(handlers::metadata::handle),
+        ApiKey::FindCoordinator => serve!(handlers::find_coordinator::handle),
         ApiKey::Produce => match decode(api_key, &mut body, v) {
             Ok(request) => {
                 drop(body);

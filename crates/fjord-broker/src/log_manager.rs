@@ -181,15 +181,16 @@ impl LogManager {
             let log_config = topic_config.log_config(&config);
             let mut partitions = Vec::new();
             for p in 0..record.partitions {
-                let recovery_point = if clean {
-                    i64::MAX
-                } else {
-                    recovery_points
-                        .get(&(record.name.clone(), p))
-                        .copied()
-                        .unwrap_or(0)
-                };
+                // After a clean stop the checkpoint equals the log end, so only the active
+                // segment is re-checked: a byte damaged while the broker was down is found and
+                // cut before it can be served. After a crash, everything from the last
+                // checkpoint on is re-checked.
                 let log_dir = dir.join(format!("{}-{}", record.name, p));
+                let recovery_point = recovery_points
+                    .get(&(record.name.clone(), p))
+                    .copied()
+                    .unwrap_or(0)
+                    .min(active_segment_base(&log_dir));
                 let log = Log::open(&log_dir, log_config.clone(), recovery_point, now)?;
                 partitions.push(Partition::new(&record.name, p, log));
             }
@@ -432,6 +433,22 @@ impl LogManager {
         }
         Ok(())
     }
+}
+
+/// Base offset of the newest segment in a partition directory (0 when there is none), so that
+/// opening re-checks at least the active segment.
+fn active_segment_base(partition_dir: &Path) -> i64 {
+    fs::read_dir(partition_dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let name = name.to_str()?;
+            name.strip_suffix(".log")?.parse::<i64>().ok()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Kafka's topic naming rules.

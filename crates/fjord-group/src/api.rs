@@ -136,7 +136,12 @@ pub struct SyncGroupResponse {
 impl SyncGroupResponse {
     /// Kafka's `SyncGroupResult(error)`.
     pub fn error(error: ErrorCode) -> Self {
-        Self { error, protocol_type: None, protocol_name: None, assignment: Bytes::new() }
+        Self {
+            error,
+            protocol_type: None,
+            protocol_name: None,
+            assignment: Bytes::new(),
+        }
     }
 }
 

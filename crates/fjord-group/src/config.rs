@@ -91,7 +91,17 @@ mod tests {
 
     #[test]
     fn min_session_above_max_is_rejected() {
-        let config = GroupConfig { group_min_session_timeout_ms: 10, group_max_session_timeout_ms: 5, ..Default::default() };
-        assert!(matches!(config.validate(), Err(ConfigError::InvalidValue { key: "group.min.session.timeout.ms", .. })));
+        let config = GroupConfig {
+            group_min_session_timeout_ms: 10,
+            group_max_session_timeout_ms: 5,
+            ..Default::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::InvalidValue {
+                key: "group.min.session.timeout.ms",
+                ..
+            })
+        ));
     }
 }

@@ -132,10 +132,22 @@ mod tests {
 
     #[test]
     fn append_errors_map_like_kafka() {
-        assert_eq!(ErrorCode::from_group_append_error(6), ErrorCode::NotCoordinator);
-        assert_eq!(ErrorCode::from_group_append_error(19), ErrorCode::CoordinatorNotAvailable);
-        assert_eq!(ErrorCode::from_group_append_error(10), ErrorCode::UnknownServerError);
-        assert_eq!(ErrorCode::from_offset_append_error(10), ErrorCode::InvalidCommitOffsetSize);
+        assert_eq!(
+            ErrorCode::from_group_append_error(6),
+            ErrorCode::NotCoordinator
+        );
+        assert_eq!(
+            ErrorCode::from_group_append_error(19),
+            ErrorCode::CoordinatorNotAvailable
+        );
+        assert_eq!(
+            ErrorCode::from_group_append_error(10),
+            ErrorCode::UnknownServerError
+        );
+        assert_eq!(
+            ErrorCode::from_offset_append_error(10),
+            ErrorCode::InvalidCommitOffsetSize
+        );
         assert_eq!(ErrorCode::from_offset_append_error(2), ErrorCode::Other(2));
     }
 }

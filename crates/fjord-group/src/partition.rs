@@ -5,8 +5,9 @@
 
 /// Java's `String.hashCode`: `s[0]*31^(n-1) + ... + s[n-1]` over UTF-16 code units, wrapping.
 pub fn java_string_hashcode(s: &str) -> i32 {
-    s.encode_utf16()
-        .fold(0i32, |hash, unit| hash.wrapping_mul(31).wrapping_add(i32::from(unit)))
+    s.encode_utf16().fold(0i32, |hash, unit| {
+        hash.wrapping_mul(31).wrapping_add(i32::from(unit))
+    })
 }
 
 /// The `__consumer_offsets` partition for `group_id`: Kafka's
@@ -44,7 +45,10 @@ mod tests {
 
     #[test]
     fn partition_uses_kafka_abs_and_modulo() {
-        assert_eq!(partition_for_group("my-group", 50), (-1906497762i32 & 0x7fff_ffff) % 50);
+        assert_eq!(
+            partition_for_group("my-group", 50),
+            (-1906497762i32 & 0x7fff_ffff) % 50
+        );
         assert_eq!(partition_for_group("abc", 50), 96354 % 50);
         // "polygenelubricants" hashes to i32::MIN in Java; Utils.abs maps it to 0.
         assert_eq!(java_string_hashcode("polygenelubricants"), i32::MIN);

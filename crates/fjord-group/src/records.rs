@@ -195,7 +195,9 @@ impl OffsetsKey {
                 topic: r.string("topic")?,
                 partition: r.i32("partition")?,
             })),
-            2 => Ok(Self::GroupMetadata(GroupMetadataKey { group: r.string("group")? })),
+            2 => Ok(Self::GroupMetadata(GroupMetadataKey {
+                group: r.string("group")?,
+            })),
             other => Err(RecordError::UnknownKeyVersion(other)),
         }
     }
@@ -245,16 +247,33 @@ impl OffsetCommitValue {
         let mut r = Reader::new(bytes, "offset commit");
         let version = r.i16("version")?;
         if !(0..=4).contains(&version) {
-            return Err(RecordError::UnsupportedValueVersion { record: "offset commit", version });
+            return Err(RecordError::UnsupportedValueVersion {
+                record: "offset commit",
+                version,
+            });
         }
         r.flexible = version >= 4;
         let offset = r.i64("offset")?;
-        let leader_epoch = if version >= 3 { r.i32("leader_epoch")? } else { -1 };
+        let leader_epoch = if version >= 3 {
+            r.i32("leader_epoch")?
+        } else {
+            -1
+        };
         let metadata = r.string("metadata")?;
         let commit_timestamp = r.i64("commit_timestamp")?;
-        let expire_timestamp = if version == 1 { r.i64("expire_timestamp")? } else { -1 };
+        let expire_timestamp = if version == 1 {
+            r.i64("expire_timestamp")?
+        } else {
+            -1
+        };
         r.tagged_fields()?;
-        Ok(Self { offset, leader_epoch, metadata, commit_timestamp, expire_timestamp })
+        Ok(Self {
+            offset,
+            leader_epoch,
+            metadata,
+            commit_timestamp,
+            expire_timestamp,
+        })
     }
 }
 
@@ -287,24 +306,37 @@ impl GroupMetadataValue {
         let mut r = Reader::new(bytes, "group metadata");
         let version = r.i16("version")?;
         if !(0..=4).contains(&version) {
-            return Err(RecordError::UnsupportedValueVersion { record: "group metadata", version });
+            return Err(RecordError::UnsupportedValueVersion {
+                record: "group metadata",
+                version,
+            });
         }
         r.flexible = version >= 4;
         let protocol_type = r.string("protocol_type")?;
         let generation = r.i32("generation")?;
         let protocol = r.nullable_string("protocol")?;
         let leader = r.nullable_string("leader")?;
-        let current_state_timestamp =
-            if version >= 2 { r.i64("current_state_timestamp")? } else { -1 };
+        let current_state_timestamp = if version >= 2 {
+            r.i64("current_state_timestamp")?
+        } else {
+            -1
+        };
         let count = r.array_len("members")?;
         let mut members = Vec::with_capacity(count.min(1024));
         for _ in 0..count {
             let member_id = r.string("member_id")?;
-            let group_instance_id =
-                if version >= 3 { r.nullable_string("group_instance_id")? } else { None };
+            let group_instance_id = if version >= 3 {
+                r.nullable_string("group_instance_id")?
+            } else {
+                None
+            };
             let client_id = r.string("client_id")?;
             let client_host = r.string("client_host")?;
-            let rebalance_timeout = if version >= 1 { Some(r.i32("rebalance_timeout")?) } else { None };
+            let rebalance_timeout = if version >= 1 {
+                Some(r.i32("rebalance_timeout")?)
+            } else {
+                None
+            };
             let session_timeout = r.i32("session_timeout")?;
             let subscription = r.bytes("subscription")?;
             let assignment = r.bytes("assignment")?;
@@ -321,7 +353,14 @@ impl GroupMetadataValue {
             });
         }
         r.tagged_fields()?;
-        Ok(Self { protocol_type, generation, protocol, leader, current_state_timestamp, members })
+        Ok(Self {
+            protocol_type,
+            generation,
+            protocol,
+            leader,
+            current_state_timestamp,
+            members,
+        })
     }
 }
 
@@ -352,12 +391,19 @@ pub(crate) struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(bytes: &'a [u8], record: &'static str) -> Self {
-        Self { bytes, record, flexible: false }
+        Self {
+            bytes,
+            record,
+            flexible: false,
+        }
     }
 
     fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], RecordError> {
         if self.bytes.len() < n {
-            return Err(RecordError::Truncated { record: self.record, field });
+            return Err(RecordError::Truncated {
+                record: self.record,
+                field,
+            });
         }
         let (head, tail) = self.bytes.split_at(n);
         self.bytes = tail;
@@ -365,7 +411,10 @@ impl<'a> Reader<'a> {
     }
 
     fn malformed(&self, field: &'static str) -> RecordError {
-        RecordError::Malformed { record: self.record, field }
+        RecordError::Malformed {
+            record: self.record,
+            field,
+        }
     }
 
     pub(crate) fn i16(&mut self, field: &'static str) -> Result<i16, RecordError> {
@@ -412,7 +461,10 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub(crate) fn nullable_string(&mut self, field: &'static str) -> Result<Option<String>, RecordError> {
+    pub(crate) fn nullable_string(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<String>, RecordError> {
         match self.length(field, false)? {
             None => Ok(None),
             Some(n) => {
@@ -424,10 +476,14 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn string(&mut self, field: &'static str) -> Result<String, RecordError> {
-        self.nullable_string(field)?.ok_or_else(|| self.malformed(field))
+        self.nullable_string(field)?
+            .ok_or_else(|| self.malformed(field))
     }
 
-    pub(crate) fn nullable_bytes(&mut self, field: &'static str) -> Result<Option<Bytes>, RecordError> {
+    pub(crate) fn nullable_bytes(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<Bytes>, RecordError> {
         match self.length(field, true)? {
             None => Ok(None),
             Some(n) => Ok(Some(Bytes::copy_from_slice(self.take(n, field)?))),
@@ -435,11 +491,13 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn bytes(&mut self, field: &'static str) -> Result<Bytes, RecordError> {
-        self.nullable_bytes(field)?.ok_or_else(|| self.malformed(field))
+        self.nullable_bytes(field)?
+            .ok_or_else(|| self.malformed(field))
     }
 
     pub(crate) fn array_len(&mut self, field: &'static str) -> Result<usize, RecordError> {
-        self.length(field, true)?.ok_or_else(|| self.malformed(field))
+        self.length(field, true)?
+            .ok_or_else(|| self.malformed(field))
     }
 
     /// Skips a flexible struct's tagged fields; nothing in classic versions.

@@ -21,7 +21,10 @@ fn offset_commit_key_golden_bytes() {
         0x00, 0x00, 0x00, 0x03, // partition
     ];
     assert_eq!(bytes.as_ref(), expected);
-    assert_eq!(OffsetsKey::decode(expected).unwrap(), offset_key("g", "t", 3));
+    assert_eq!(
+        OffsetsKey::decode(expected).unwrap(),
+        offset_key("g", "t", 3)
+    );
 }
 
 #[test]
@@ -32,7 +35,9 @@ fn offset_commit_key_version_0_decodes_like_version_1() {
 
 #[test]
 fn group_metadata_key_golden_bytes() {
-    let key = OffsetsKey::GroupMetadata(GroupMetadataKey { group: "grp".into() });
+    let key = OffsetsKey::GroupMetadata(GroupMetadataKey {
+        group: "grp".into(),
+    });
     let expected: &[u8] = &[0x00, 0x02, 0x00, 0x03, b'g', b'r', b'p'];
     assert_eq!(key.encode().as_ref(), expected);
     assert_eq!(OffsetsKey::decode(expected).unwrap(), key);
@@ -161,7 +166,10 @@ fn group_metadata_value_v3_golden_bytes() {
     expected.extend_from_slice(&[0, 0, 0, 3]);
     expected.extend_from_slice(b"asg");
     assert_eq!(bytes.as_ref(), expected.as_slice());
-    assert_eq!(GroupMetadataValue::decode(&expected).unwrap(), sample_group_value());
+    assert_eq!(
+        GroupMetadataValue::decode(&expected).unwrap(),
+        sample_group_value()
+    );
 }
 
 #[test]
@@ -186,7 +194,9 @@ fn empty_group_metadata_value_has_null_protocol_and_leader() {
 
 #[test]
 fn group_metadata_value_v0_uses_session_timeout_as_rebalance_timeout() {
-    let mut bytes = vec![0u8, 0, 0, 1, b'c', 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1];
+    let mut bytes = vec![
+        0u8, 0, 0, 1, b'c', 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1,
+    ];
     bytes.extend_from_slice(&[0, 1, b'm', 0, 1, b'c', 0, 1, b'h']);
     bytes.extend_from_slice(&7_000i32.to_be_bytes());
     bytes.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
@@ -198,7 +208,10 @@ fn group_metadata_value_v0_uses_session_timeout_as_rebalance_timeout() {
 
 #[test]
 fn tombstone_record_has_no_value_bytes() {
-    let record = OffsetsRecord { key: offset_key("g", "t", 0), value: None };
+    let record = OffsetsRecord {
+        key: offset_key("g", "t", 0),
+        value: None,
+    };
     assert_eq!(record.encode_value(), None);
     let decoded = OffsetsRecord::decode(&record.encode_key(), None).unwrap();
     assert_eq!(decoded, record);
@@ -207,17 +220,38 @@ fn tombstone_record_has_no_value_bytes() {
 #[test]
 fn malformed_inputs_are_errors_not_panics() {
     let cases: &[(&[u8], RecordError)] = &[
-        (&[0x00], RecordError::Truncated { record: "key", field: "version" }),
+        (
+            &[0x00],
+            RecordError::Truncated {
+                record: "key",
+                field: "version",
+            },
+        ),
         (&[0x00, 0x07], RecordError::UnknownKeyVersion(7)),
-        (&[0x00, 0x02, 0x00, 0x05, b'a'], RecordError::Truncated { record: "key", field: "group" }),
-        (&[0x00, 0x02, 0xff, 0xfe], RecordError::Malformed { record: "key", field: "group" }),
+        (
+            &[0x00, 0x02, 0x00, 0x05, b'a'],
+            RecordError::Truncated {
+                record: "key",
+                field: "group",
+            },
+        ),
+        (
+            &[0x00, 0x02, 0xff, 0xfe],
+            RecordError::Malformed {
+                record: "key",
+                field: "group",
+            },
+        ),
     ];
     for (bytes, error) in cases {
         assert_eq!(OffsetsKey::decode(bytes).unwrap_err(), *error, "{bytes:?}");
     }
     assert_eq!(
         OffsetCommitValue::decode(&[0, 9]).unwrap_err(),
-        RecordError::UnsupportedValueVersion { record: "offset commit", version: 9 }
+        RecordError::UnsupportedValueVersion {
+            record: "offset commit",
+            version: 9
+        }
     );
 }
 

@@ -15,7 +15,10 @@ pub fn subscription_topics(metadata: &[u8]) -> Result<Vec<String>, RecordError> 
     let mut r = Reader::new(metadata, "consumer subscription");
     let version = r.i16("version")?;
     if version < 0 {
-        return Err(RecordError::UnsupportedValueVersion { record: "consumer subscription", version });
+        return Err(RecordError::UnsupportedValueVersion {
+            record: "consumer subscription",
+            version,
+        });
     }
     let count = r.array_len("topics")?;
     let mut topics = Vec::with_capacity(count.min(1024));
@@ -36,7 +39,10 @@ mod tests {
         let mut bytes = vec![0, 1, 0, 0, 0, 2, 0, 1, b'a', 0, 2, b'b', b'c'];
         bytes.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]); // null user data
         bytes.extend_from_slice(&[0, 0, 0, 0]); // owned partitions: none
-        assert_eq!(subscription_topics(&bytes).unwrap(), vec!["a".to_owned(), "bc".to_owned()]);
+        assert_eq!(
+            subscription_topics(&bytes).unwrap(),
+            vec!["a".to_owned(), "bc".to_owned()]
+        );
     }
 
     #[test]

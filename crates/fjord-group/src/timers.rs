@@ -50,7 +50,11 @@ impl Timers {
     /// Keys due at `now_ms`, earliest first. Snapshotted so timers armed while handling these
     /// wait for the next tick, which bounds the work of one tick.
     pub(crate) fn due(&self, now_ms: i64) -> Vec<TimerKey> {
-        self.by_deadline.iter().take_while(|(at, _)| *at <= now_ms).map(|(_, k)| k.clone()).collect()
+        self.by_deadline
+            .iter()
+            .take_while(|(at, _)| *at <= now_ms)
+            .map(|(_, k)| k.clone())
+            .collect()
     }
 
     /// Disarms `key` and reports whether it was still armed and due.

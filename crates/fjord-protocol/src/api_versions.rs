@@ -25,12 +25,21 @@ const fn range(api_key: ApiKey, min_version: i16, max_version: i16) -> ApiVersio
     }
 }
 
+/// Oldest Produce version that can carry v2 record batches; older ones carry the message
+/// formats v0/v1, which are not stored.
+pub const PRODUCE_MIN_SERVED_VERSION: i16 = 3;
+
 /// Every API the broker implements, in api-key order.
+///
+/// Produce is advertised from v0 although v0-v2 are refused, exactly as Apache Kafka 4 does
+/// (KAFKA-18659): librdkafka before 2.10 compresses with gzip, snappy or lz4 only when the
+/// broker lists Produce v0, and would otherwise silently send uncompressed batches.
 pub const SUPPORTED_APIS: &[ApiVersionRange] = &[
-    range(ApiKey::Produce, 3, 9),
+    range(ApiKey::Produce, 0, 9),
     range(ApiKey::Fetch, 4, 12),
     range(ApiKey::ListOffsets, 1, 7),
     range(ApiKey::Metadata, 0, 12),
+    range(ApiKey::FindCoordinator, 0, 4),
     range(ApiKey::ApiVersions, 0, 4),
     range(ApiKey::CreateTopics, 2, 7),
     range(ApiKey::DeleteTopics, 1, 6),
@@ -47,6 +56,9 @@ pub fn supported_range(api_key: i16) -> Option<ApiVersionRange> {
 
 /// Whether the broker serves `api_key` at `api_version`.
 pub fn is_supported(api_key: i16, api_version: i16) -> bool {
+    if api_key == ApiKey::Produce as i16 && api_version < PRODUCE_MIN_SERVED_VERSION {
+        return false;
+    }
     supported_range(api_key).is_some_and(|r| (r.min_version..=r.max_version).contains(&api_version))
 }
 
@@ -69,12 +81,15 @@ mod tests {
                 ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
                 ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
                 ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
+                ApiKey::FindCoordinator => FindCoordinatorRequest::VERSIONS,
                 other => panic!("no codec check for {other:?}"),
             };
-            assert!(
-                r.min_version >= codec.min && r.max_version <= codec.max,
-                "{r:?}"
-            );
+            let min = if r.api_key == ApiKey::Produce {
+                PRODUCE_MIN_SERVED_VERSION
+            } else {
+                r.min_version
+            };
+            assert!(min >= codec.min && r.max_version <= codec.max, "{r:?}");
         }
     }
 
@@ -82,6 +97,7 @@ mod tests {
     fn lookups() {
         assert!(is_supported(ApiKey::Produce as i16, 9));
         assert!(!is_supported(ApiKey::Produce as i16, 2));
+        assert_eq!(supported_range(0).map(|r| r.min_version), Some(0));
         assert!(!is_supported(ApiKey::Produce as i16, 10));
         assert!(!is_supported(999, 0));
         assert_eq!(supported_range(18).map(|r| r.max_version), Some(4));

@@ -153,6 +153,8 @@ const DELETE_TOPICS: &[Field] = &[
 const DESCRIBE_CONFIGS_RESOURCE: &[Field] = &[f(I8, 0), f(Str, 0), f(Strs, 0)];
 const DESCRIBE_CONFIGS: &[Field] = &[f(Structs(DESCRIBE_CONFIGS_RESOURCE), 0), f(I8, 1), f(I8, 3)];
 
+const FIND_COORDINATOR: &[Field] = &[upto(Str, 0, 3), f(I8, 1), f(Strs, 4)];
+
 /// Schema and first flexible version of every served request.
 fn schema(api_key: ApiKey) -> Option<(&'static [Field], i16)> {
     Some(match api_key {
@@ -164,6 +166,7 @@ fn schema(api_key: ApiKey) -> Option<(&'static [Field], i16)> {
         ApiKey::CreateTopics => (CREATE_TOPICS, 5),
         ApiKey::DeleteTopics => (DELETE_TOPICS, 4),
         ApiKey::DescribeConfigs => (DESCRIBE_CONFIGS, 4),
+        ApiKey::FindCoordinator => (FIND_COORDINATOR, 3),
         _ => return None,
     })
 }
@@ -431,6 +434,15 @@ mod tests {
                 r.include_synonyms = version >= 1;
                 encode(&r, version)
             }
+            ApiKey::FindCoordinator => {
+                let mut r = FindCoordinatorRequest::default();
+                if version >= 4 {
+                    r.coordinator_keys = vec![s("group-a"), s("group-b")];
+                } else {
+                    r.key = s("group-a");
+                }
+                encode(&r, version)
+            }
             other => panic!("no sample for {other:?}"),
         }
     }
@@ -441,6 +453,9 @@ mod tests {
     fn accepts_every_codec_encoding_of_every_served_version() {
         for range in SUPPORTED_APIS {
             for version in range.min_version..=range.max_version {
+                if !crate::api_versions::is_supported(range.api_key as i16, version) {
+                    continue;
+                }
                 let body = sample(range.api_key, version);
                 assert_eq!(
                     check_request_shape(range.api_key, version, &body),

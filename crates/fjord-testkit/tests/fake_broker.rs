@@ -5,7 +5,7 @@
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fjord_testkit::BrokerProcess;
 
@@ -60,6 +60,12 @@ fn start_stop_restart_kill_and_drop() {
     assert_ne!(address.port(), 0);
     assert_eq!(broker.bootstrap(), format!("127.0.0.1:{}", address.port()));
     TcpStream::connect_timeout(&address, Duration::from_secs(5)).expect("connect");
+    // Lines after the listening line arrive asynchronously through the drains.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let complete = |logs: &str| logs.contains("overrides:") && logs.contains("noise before");
+    while !complete(&broker.logs()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let logs = broker.logs();
     assert!(
         logs.contains("listening on PLAINTEXT://127.0.0.1:"),

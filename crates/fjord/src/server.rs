@@ -61,6 +61,8 @@ impl ServerArgs {
 
 /// Runs the broker until SIGINT or SIGTERM, then shuts down cleanly.
 pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    // Registered before anything starts, so a signal during start-up still stops cleanly.
+    let signals = Signals::register()?;
     let props = args.properties()?;
     let (config, not_acted_on) =
         BrokerConfig::from_properties(&props).context("invalid configuration")?;
@@ -75,19 +77,32 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
             data_dir.display()
         );
     }
-    wait_for_signal().await?;
+    signals.wait().await;
     tracing::info!("shutting down");
     running.shutdown().await?;
     tracing::info!("stopped cleanly");
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGTERM and SIGINT, the signals that ask for a clean stop.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }

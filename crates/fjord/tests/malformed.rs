@@ -21,7 +21,8 @@ fn expected_ranges() -> BTreeMap<i16, (i16, i16)> {
     BTreeMap::from([
         (18, (0, 4)), // ApiVersions
         (3, (0, 12)), // Metadata
-        (0, (3, 9)),  // Produce
+        (0, (0, 9)),  // Produce (v0-v2 advertised but refused, as Kafka 4 does)
+        (10, (0, 4)), // FindCoordinator
         (1, (4, 12)), // Fetch
         (2, (1, 7)),  // ListOffsets
         (19, (2, 7)), // CreateTopics

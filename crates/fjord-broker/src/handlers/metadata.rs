@@ -41,7 +41,13 @@ pub(crate) fn handle(
         .collect();
     response.cluster_id = Some(str_bytes(broker.logs.cluster_id()));
     response.controller_id = BrokerId(node_id);
-    response.cluster_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    response.cluster_authorized_operations =
+        if (8..=10).contains(&ctx.api_version) && request.include_cluster_authorized_operations {
+            authorized_operations(broker, ctx, Resource::Cluster, CLUSTER_OPERATIONS)
+        } else {
+            AUTHORIZED_OPERATIONS_OMITTED
+        };
+    let topic_operations = ctx.api_version >= 8 && request.include_topic_authorized_operations;
 
     // v0: an empty list means all topics; v1+: null means all, empty means none.
     let requested = match request.topics {
@@ -57,7 +63,7 @@ pub(crate) fn handle(
             .topics()
             .iter()
             .filter(|t| authorized(broker, ctx, &t.name))
-            .map(|t| topic_metadata(t, node_id))
+            .map(|t| topic_metadata(broker, ctx, t, topic_operations))
             .collect(),
         Some(list) => list
             .into_iter()
@@ -77,7 +83,7 @@ pub(crate) fn handle(
                     }),
                 };
                 match found {
-                    Ok(topic) => topic_metadata(&topic, node_id),
+                    Ok(topic) => topic_metadata(broker, ctx, &topic, topic_operations),
                     Err(e) => {
                         let mut t = MetadataResponseTopic::default();
                         t.name = requested.name.clone();
@@ -140,12 +146,58 @@ fn lookup_or_create(
     }
 }
 
-fn topic_metadata(topic: &Topic, node_id: i32) -> MetadataResponseTopic {
+/// Kafka's ACL operation codes that apply to topics.
+const TOPIC_OPERATIONS: &[(Operation, u8)] = &[
+    (Operation::Read, 3),
+    (Operation::Write, 4),
+    (Operation::Create, 5),
+    (Operation::Delete, 6),
+    (Operation::Alter, 7),
+    (Operation::Describe, 8),
+    (Operation::DescribeConfigs, 10),
+    (Operation::AlterConfigs, 11),
+];
+
+/// Kafka's ACL operation codes that apply to the cluster.
+const CLUSTER_OPERATIONS: &[(Operation, u8)] = &[
+    (Operation::Create, 5),
+    (Operation::Alter, 7),
+    (Operation::Describe, 8),
+    (Operation::ClusterAction, 9),
+    (Operation::DescribeConfigs, 10),
+    (Operation::AlterConfigs, 11),
+    (Operation::IdempotentWrite, 12),
+];
+
+/// The bit field of operations the session may perform, as Metadata v8+ reports when asked.
+fn authorized_operations(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    resource: Resource<'_>,
+    operations: &[(Operation, u8)],
+) -> i32 {
+    operations
+        .iter()
+        .filter(|(op, _)| broker.authorizer.authorize(ctx.session, *op, resource))
+        .fold(0, |bits, (_, code)| bits | (1 << code))
+}
+
+fn topic_metadata(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    topic: &Topic,
+    include_operations: bool,
+) -> MetadataResponseTopic {
+    let node_id = broker.config.node_id;
     let mut t = MetadataResponseTopic::default();
     t.name = Some(TopicName(str_bytes(topic.name.clone())));
     t.topic_id = topic.id;
     t.is_internal = topic.is_internal();
-    t.topic_authorized_operations = AUTHORIZED_OPERATIONS_OMITTED;
+    t.topic_authorized_operations = if include_operations {
+        authorized_operations(broker, ctx, Resource::Topic(&topic.name), TOPIC_OPERATIONS)
+    } else {
+        AUTHORIZED_OPERATIONS_OMITTED
+    };
     t.partitions = topic
         .partitions
         .iter()

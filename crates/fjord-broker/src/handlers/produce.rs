@@ -13,7 +13,7 @@ use super::str_bytes;
 use crate::authorizer::{Operation, Resource};
 use crate::dispatch::RequestContext;
 use crate::error::storage_error;
-use crate::log_manager::now_ms;
+use crate::log_manager::{now_ms, validate_topic_name};
 use crate::partition::{Partition, PartitionError};
 use crate::Broker;
 use std::sync::Arc;
@@ -106,7 +106,10 @@ pub(crate) async fn handle(
             let outcome = match (acks_valid, allowed, partition, data.records) {
                 (false, ..) => Err((ResponseError::InvalidRequiredAcks, None)),
                 (_, false, ..) => Err((ResponseError::TopicAuthorizationFailed, None)),
-                (_, _, None, _) => Err((ResponseError::UnknownTopicOrPartition, None)),
+                (_, _, None, _) => Err(match validate_topic_name(&name) {
+                    Err(e) => (ResponseError::InvalidTopicException, Some(e.to_string())),
+                    Ok(()) => (ResponseError::UnknownTopicOrPartition, None),
+                }),
                 (_, _, Some(_), None) => Err((
                     ResponseError::CorruptMessage,
                     Some("the partition carries no record batches".to_string()),
