@@ -12,15 +12,19 @@ pub struct Session {
     pub security_protocol: String,
     /// Authenticated principal; `User:ANONYMOUS` on PLAINTEXT.
     pub principal: String,
+    /// The client's address, shown as a group member's host.
+    pub client_host: String,
 }
 
 impl Session {
     /// A PLAINTEXT session, which has no authentication.
-    pub fn plaintext(listener: &str) -> Session {
+    pub fn plaintext(listener: &str, peer: std::net::SocketAddr) -> Session {
         Session {
             listener: listener.to_string(),
             security_protocol: "PLAINTEXT".to_string(),
             principal: "User:ANONYMOUS".to_string(),
+            // Kafka prints hosts as InetAddress.toString() does.
+            client_host: format!("/{}", peer.ip()),
         }
     }
 }
@@ -50,11 +54,20 @@ pub enum Operation {
     IdempotentWrite,
 }
 
+impl Authorizer {
+    /// Shorthand for a group-scoped check.
+    pub fn authorize_group(&self, session: &Session, op: Operation, group: &str) -> bool {
+        self.authorize(session, op, Resource::Group(group))
+    }
+}
+
 /// What an operation applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resource<'a> {
     /// A topic by name.
     Topic(&'a str),
+    /// A consumer group by id.
+    Group(&'a str),
     /// The cluster itself.
     Cluster,
 }

@@ -83,6 +83,22 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     /// `queued.max.requests`: requests in flight per connection before reading pauses.
     pub queued_max_requests: usize,
+    /// `offsets.topic.num.partitions`.
+    pub offsets_topic_num_partitions: i32,
+    /// `group.initial.rebalance.delay.ms`.
+    pub group_initial_rebalance_delay_ms: i64,
+    /// `group.min.session.timeout.ms`.
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub group_max_session_timeout_ms: i32,
+    /// `group.max.size`.
+    pub group_max_size: i64,
+    /// `offsets.retention.minutes`, in milliseconds.
+    pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval_ms: i64,
+    /// `offset.metadata.max.bytes`.
+    pub offset_metadata_max_bytes: i64,
     /// The keys that were set explicitly, for DescribeConfigs' STATIC_BROKER_CONFIG source.
     pub explicit: BTreeMap<String, String>,
 }
@@ -115,6 +131,14 @@ impl Default for BrokerConfig {
             log_flush_offset_checkpoint_interval_ms: 60_000,
             max_connections: 10_000,
             queued_max_requests: 500,
+            offsets_topic_num_partitions: 50,
+            group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_max_size: i32::MAX as i64,
+            offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            offsets_retention_check_interval_ms: 600_000,
+            offset_metadata_max_bytes: 4096,
             explicit: BTreeMap::new(),
         }
     }
@@ -135,10 +159,8 @@ const KNOWN_NOT_ACTED_ON: &[&str] = &[
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
     "offsets.topic.replication.factor",
-    "offsets.topic.num.partitions",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
-    "group.initial.rebalance.delay.ms",
     "log.flush.interval.messages",
     "log.flush.interval.ms",
     "log.flush.scheduler.interval.ms",
@@ -187,6 +209,14 @@ const ACTED_ON: &[&str] = &[
     "log.flush.offset.checkpoint.interval.ms",
     "max.connections",
     "queued.max.requests",
+    "offsets.topic.num.partitions",
+    "group.initial.rebalance.delay.ms",
+    "group.min.session.timeout.ms",
+    "group.max.session.timeout.ms",
+    "group.max.size",
+    "offsets.retention.minutes",
+    "offsets.retention.check.interval.ms",
+    "offset.metadata.max.bytes",
 ];
 
 impl BrokerConfig {
@@ -293,6 +323,37 @@ impl BrokerConfig {
         }
         if let Some((k, v)) = get("queued.max.requests") {
             config.queued_max_requests = parse_int(k, v, 1, i32::MAX as i64)? as usize;
+        }
+        if let Some((k, v)) = get("offsets.topic.num.partitions") {
+            config.offsets_topic_num_partitions = parse_int(k, v, 1, i32::MAX as i64)? as i32;
+        }
+        if let Some((k, v)) = get("group.initial.rebalance.delay.ms") {
+            config.group_initial_rebalance_delay_ms = parse_int(k, v, 0, i32::MAX as i64)?;
+        }
+        if let Some((k, v)) = get("group.min.session.timeout.ms") {
+            config.group_min_session_timeout_ms = parse_int(k, v, 0, i32::MAX as i64)? as i32;
+        }
+        if let Some((k, v)) = get("group.max.session.timeout.ms") {
+            config.group_max_session_timeout_ms = parse_int(k, v, 0, i32::MAX as i64)? as i32;
+        }
+        if let Some((k, v)) = get("group.max.size") {
+            config.group_max_size = parse_int(k, v, 1, i32::MAX as i64)?;
+        }
+        if let Some((k, v)) = get("offsets.retention.minutes") {
+            config.offsets_retention_ms = parse_int(k, v, 1, i32::MAX as i64)? * 60_000;
+        }
+        if let Some((k, v)) = get("offsets.retention.check.interval.ms") {
+            config.offsets_retention_check_interval_ms = parse_int(k, v, 1, i64::MAX)?;
+        }
+        if let Some((k, v)) = get("offset.metadata.max.bytes") {
+            config.offset_metadata_max_bytes = parse_int(k, v, 0, i32::MAX as i64)?;
+        }
+        if config.group_min_session_timeout_ms > config.group_max_session_timeout_ms {
+            return Err(invalid(
+                "group.min.session.timeout.ms",
+                &config.group_min_session_timeout_ms.to_string(),
+                "must not exceed group.max.session.timeout.ms",
+            ));
         }
         config.explicit = props
             .iter()
@@ -455,6 +516,35 @@ impl BrokerConfig {
             ("min.insync.replicas", self.min_insync_replicas.to_string()),
             ("node.id", self.node_id.to_string()),
             ("num.partitions", self.num_partitions.to_string()),
+            (
+                "offsets.topic.num.partitions",
+                self.offsets_topic_num_partitions.to_string(),
+            ),
+            (
+                "group.initial.rebalance.delay.ms",
+                self.group_initial_rebalance_delay_ms.to_string(),
+            ),
+            (
+                "group.min.session.timeout.ms",
+                self.group_min_session_timeout_ms.to_string(),
+            ),
+            (
+                "group.max.session.timeout.ms",
+                self.group_max_session_timeout_ms.to_string(),
+            ),
+            ("group.max.size", self.group_max_size.to_string()),
+            (
+                "offsets.retention.minutes",
+                (self.offsets_retention_ms / 60_000).to_string(),
+            ),
+            (
+                "offsets.retention.check.interval.ms",
+                self.offsets_retention_check_interval_ms.to_string(),
+            ),
+            (
+                "offset.metadata.max.bytes",
+                self.offset_metadata_max_bytes.to_string(),
+            ),
             ("queued.max.requests", self.queued_max_requests.to_string()),
             (
                 "socket.request.max.bytes",

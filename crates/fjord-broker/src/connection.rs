@@ -49,7 +49,7 @@ pub(crate) async fn accept_loop(
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 let broker = broker.clone();
-                let session = Session::plaintext(&listener_name);
+                let session = Session::plaintext(&listener_name, peer);
                 let stop = shutdown.subscribe();
                 let alive = alive.clone();
                 tokio::spawn(async move {

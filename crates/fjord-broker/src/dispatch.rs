@@ -120,6 +120,12 @@ async fn dispatch(
 ) -> Outcome {
     let v = ctx.api_version;
     macro_rules! serve {
+        (async, $handler:expr) => {
+            match decode(api_key, &mut body, v) {
+                Ok(request) => respond(api_key, v, cid, &$handler(broker, ctx, request).await),
+                Err(outcome) => outcome,
+            }
+        };
         ($handler:expr) => {
             match decode(api_key, &mut body, v) {
                 Ok(request) => respond(api_key, v, cid, &$handler(broker, ctx, request)),
@@ -131,6 +137,16 @@ async fn dispatch(
         ApiKey::ApiVersions => serve!(handlers::api_versions::handle),
         ApiKey::Metadata => serve!(handlers::metadata::handle),
         ApiKey::FindCoordinator => serve!(handlers::find_coordinator::handle),
+        ApiKey::JoinGroup => serve!(async, handlers::join_group::handle),
+        ApiKey::SyncGroup => serve!(async, handlers::sync_group::handle),
+        ApiKey::Heartbeat => serve!(async, handlers::heartbeat::handle),
+        ApiKey::LeaveGroup => serve!(async, handlers::leave_group::handle),
+        ApiKey::OffsetCommit => serve!(async, handlers::offset_commit::handle),
+        ApiKey::OffsetFetch => serve!(async, handlers::offset_fetch::handle),
+        ApiKey::ListGroups => serve!(async, handlers::list_groups::handle),
+        ApiKey::DescribeGroups => serve!(async, handlers::describe_groups::handle),
+        ApiKey::DeleteGroups => serve!(async, handlers::delete_groups::handle),
+        ApiKey::OffsetDelete => serve!(async, handlers::offset_delete::handle),
         ApiKey::Produce => match decode(api_key, &mut body, v) {
             Ok(request) => {
                 drop(body);

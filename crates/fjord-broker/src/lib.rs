@@ -26,6 +26,7 @@ mod connection;
 mod dispatch;
 mod error;
 pub mod flusher;
+pub mod group_runtime;
 mod handlers;
 pub mod log_manager;
 pub mod partition;
@@ -76,7 +77,9 @@ pub struct Broker {
     /// Effective configuration.
     pub config: Arc<BrokerConfig>,
     /// Hosted topics and partitions.
-    pub logs: LogManager,
+    pub logs: Arc<LogManager>,
+    /// The consumer-group coordinator.
+    pub groups: group_runtime::GroupCoordinatorHandle,
     /// The authorization check handlers consult.
     pub authorizer: Authorizer,
     /// Where clients reach this broker, after binding (port 0 resolved).
@@ -139,9 +142,26 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
         listeners.push((l.name.clone(), listener, local));
     }
 
+    let logs = Arc::new(logs);
+    let groups = group_runtime::start(
+        Arc::downgrade(&logs),
+        group_runtime::GroupRuntimeConfig {
+            group: fjord_group::GroupConfig {
+                group_initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+                group_max_size: config.group_max_size as usize,
+                group_min_session_timeout_ms: config.group_min_session_timeout_ms,
+                group_max_session_timeout_ms: config.group_max_session_timeout_ms,
+                offset_metadata_max_bytes: config.offset_metadata_max_bytes as usize,
+                offsets_retention_ms: config.offsets_retention_ms,
+                offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
+            },
+            offsets_topic_num_partitions: config.offsets_topic_num_partitions,
+        },
+    )?;
     let broker = Arc::new(Broker {
         config: config.clone(),
         logs,
+        groups,
         authorizer: Authorizer,
         advertised,
     });

@@ -301,6 +301,40 @@ impl LogManager {
     pub fn create_topic(&self, new: &NewTopic) -> Result<Arc<Topic>, TopicError> {
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let (num_partitions, topic_config) = self.validate_new_topic(new)?;
+        self.create_validated(new, num_partitions, topic_config)
+    }
+
+    /// Creates an internal topic (`__consumer_offsets`, ...), which user requests may not.
+    pub fn create_internal_topic(
+        &self,
+        name: &str,
+        num_partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, TopicError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(existing) = self.topic(name) {
+            return Ok(existing);
+        }
+        if num_partitions < 1 {
+            return Err(TopicError::InvalidPartitions(num_partitions));
+        }
+        let topic_config = TopicConfig::validate(configs.clone())?;
+        let new = NewTopic {
+            name: name.to_string(),
+            num_partitions,
+            replication_factor: 1,
+            has_assignments: false,
+            configs,
+        };
+        self.create_validated(&new, num_partitions, topic_config)
+    }
+
+    fn create_validated(
+        &self,
+        new: &NewTopic,
+        num_partitions: i32,
+        topic_config: TopicConfig,
+    ) -> Result<Arc<Topic>, TopicError> {
         let log_config = topic_config.log_config(&self.config);
         let now = now_ms();
         let mut partitions = Vec::new();

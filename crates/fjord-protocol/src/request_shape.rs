@@ -155,6 +155,83 @@ const DESCRIBE_CONFIGS: &[Field] = &[f(Structs(DESCRIBE_CONFIGS_RESOURCE), 0), f
 
 const FIND_COORDINATOR: &[Field] = &[upto(Str, 0, 3), f(I8, 1), f(Strs, 4)];
 
+// Group APIs. Nullable strings, nullable arrays and bytes share the encodings of their
+// non-nullable forms (a length of -1, or 0 in compact form, means null).
+
+const JOIN_GROUP_PROTOCOL: &[Field] = &[f(Str, 0), f(Bytes, 0)];
+const JOIN_GROUP: &[Field] = &[
+    f(Str, 0),
+    f(I32, 0),
+    f(I32, 1),
+    f(Str, 0),
+    f(Str, 5),
+    f(Str, 0),
+    f(Structs(JOIN_GROUP_PROTOCOL), 0),
+    f(Str, 8),
+];
+
+const SYNC_GROUP_ASSIGNMENT: &[Field] = &[f(Str, 0), f(Bytes, 0)];
+const SYNC_GROUP: &[Field] = &[
+    f(Str, 0),
+    f(I32, 0),
+    f(Str, 0),
+    f(Str, 3),
+    f(Str, 5),
+    f(Str, 5),
+    f(Structs(SYNC_GROUP_ASSIGNMENT), 0),
+];
+
+const HEARTBEAT: &[Field] = &[f(Str, 0), f(I32, 0), f(Str, 0), f(Str, 3)];
+
+const LEAVE_GROUP_MEMBER: &[Field] = &[f(Str, 3), f(Str, 3), f(Str, 5)];
+const LEAVE_GROUP: &[Field] = &[
+    f(Str, 0),
+    upto(Str, 0, 2),
+    f(Structs(LEAVE_GROUP_MEMBER), 3),
+];
+
+// The codec decodes OffsetCommit from v2 only (v0 lacked generation and member, v1 had a
+// per-partition timestamp), so these ranges are the codec's, valid for v2 and later.
+const OFFSET_COMMIT_PARTITION: &[Field] = &[f(I32, 0), f(I64, 0), f(I32, 6), f(Str, 0)];
+const OFFSET_COMMIT_TOPIC: &[Field] = &[f(Str, 0), f(Structs(OFFSET_COMMIT_PARTITION), 0)];
+const OFFSET_COMMIT: &[Field] = &[
+    f(Str, 0),
+    f(I32, 0),
+    f(Str, 0),
+    f(Str, 7),
+    upto(I64, 0, 4),
+    f(Structs(OFFSET_COMMIT_TOPIC), 0),
+];
+
+// Up to v7 one group with a nullable topic list; from v8 a list of groups instead.
+const OFFSET_FETCH_TOPIC: &[Field] = &[upto(Str, 0, 7), upto(I32s, 0, 7)];
+const OFFSET_FETCH_GROUP_TOPIC: &[Field] = &[f(Str, 8), f(I32s, 8)];
+const OFFSET_FETCH_GROUP: &[Field] = &[
+    f(Str, 8),
+    f(Str, 9),
+    f(I32, 9),
+    f(Structs(OFFSET_FETCH_GROUP_TOPIC), 8),
+];
+const OFFSET_FETCH: &[Field] = &[
+    upto(Str, 0, 7),
+    upto(Structs(OFFSET_FETCH_TOPIC), 0, 7),
+    f(Structs(OFFSET_FETCH_GROUP), 8),
+    f(I8, 7),
+];
+
+const LIST_GROUPS: &[Field] = &[f(Strs, 4), f(Strs, 5)];
+
+const DESCRIBE_GROUPS: &[Field] = &[f(Strs, 0), f(I8, 3)];
+
+const DELETE_GROUPS: &[Field] = &[f(Strs, 0)];
+
+const OFFSET_DELETE_PARTITION: &[Field] = &[f(I32, 0)];
+const OFFSET_DELETE_TOPIC: &[Field] = &[f(Str, 0), f(Structs(OFFSET_DELETE_PARTITION), 0)];
+const OFFSET_DELETE: &[Field] = &[f(Str, 0), f(Structs(OFFSET_DELETE_TOPIC), 0)];
+
+/// First flexible version of a request that has none.
+const NEVER_FLEXIBLE: i16 = i16::MAX;
+
 /// Schema and first flexible version of every served request.
 fn schema(api_key: ApiKey) -> Option<(&'static [Field], i16)> {
     Some(match api_key {
@@ -167,6 +244,17 @@ fn schema(api_key: ApiKey) -> Option<(&'static [Field], i16)> {
         ApiKey::DeleteTopics => (DELETE_TOPICS, 4),
         ApiKey::DescribeConfigs => (DESCRIBE_CONFIGS, 4),
         ApiKey::FindCoordinator => (FIND_COORDINATOR, 3),
+        ApiKey::JoinGroup => (JOIN_GROUP, 6),
+        ApiKey::SyncGroup => (SYNC_GROUP, 4),
+        ApiKey::Heartbeat => (HEARTBEAT, 4),
+        ApiKey::LeaveGroup => (LEAVE_GROUP, 4),
+        ApiKey::OffsetCommit => (OFFSET_COMMIT, 8),
+        ApiKey::OffsetFetch => (OFFSET_FETCH, 6),
+        ApiKey::ListGroups => (LIST_GROUPS, 3),
+        // Flexible from v5, not v3: v3 only added include_authorized_operations.
+        ApiKey::DescribeGroups => (DESCRIBE_GROUPS, 5),
+        ApiKey::DeleteGroups => (DELETE_GROUPS, 2),
+        ApiKey::OffsetDelete => (OFFSET_DELETE, NEVER_FLEXIBLE),
         _ => return None,
     })
 }
@@ -309,19 +397,31 @@ impl Walker<'_> {
 /// cannot be made to allocate more than the frame justifies. Unserved requests pass untouched
 /// (they are refused before decoding).
 pub fn check_request_shape(api_key: ApiKey, version: i16, body: &[u8]) -> Result<(), ShapeError> {
-    let Some((fields, flexible_since)) = schema(api_key) else {
-        return Ok(());
-    };
     if supported_range(api_key as i16).is_none() {
         return Ok(());
     }
+    check_against_schema(api_key, version, body)
+}
+
+/// The walk itself, whether or not the broker serves `api_key` yet; requests without a
+/// schema pass.
+fn check_against_schema(api_key: ApiKey, version: i16, body: &[u8]) -> Result<(), ShapeError> {
+    walk_schema(api_key, version, body).map(|_| ())
+}
+
+/// Walks the schema of `api_key` over `body` and returns how many bytes it covered.
+fn walk_schema(api_key: ApiKey, version: i16, body: &[u8]) -> Result<usize, ShapeError> {
+    let Some((fields, flexible_since)) = schema(api_key) else {
+        return Ok(0);
+    };
     let mut walker = Walker {
         body,
         pos: 0,
         version,
         flexible: version >= flexible_since,
     };
-    walker.walk_struct(fields)
+    walker.walk_struct(fields)?;
+    Ok(walker.pos)
 }
 
 #[cfg(test)]
@@ -443,6 +543,175 @@ mod tests {
                 }
                 encode(&r, version)
             }
+            ApiKey::JoinGroup => {
+                let mut p = join_group_request::JoinGroupRequestProtocol::default();
+                p.name = s("range");
+                p.metadata = Bytes::from_static(b"\0\x01subscription");
+                let mut q = p.clone();
+                q.name = s("roundrobin");
+                q.metadata = Bytes::from_static(b"\0\x01other");
+                let mut r = JoinGroupRequest::default();
+                r.group_id = GroupId(s("group-a"));
+                r.session_timeout_ms = 30_000;
+                if version >= 1 {
+                    r.rebalance_timeout_ms = 60_000;
+                }
+                r.member_id = s("member-1");
+                if version >= 5 {
+                    r.group_instance_id = Some(s("instance-1"));
+                }
+                r.protocol_type = s("consumer");
+                r.protocols = vec![p, q];
+                if version >= 8 {
+                    r.reason = Some(s("rejoin"));
+                }
+                encode(&r, version)
+            }
+            ApiKey::SyncGroup => {
+                let mut a = sync_group_request::SyncGroupRequestAssignment::default();
+                a.member_id = s("member-1");
+                a.assignment = Bytes::from_static(b"\0\x01assignment-1");
+                let mut b = a.clone();
+                b.member_id = s("member-2");
+                b.assignment = Bytes::from_static(b"\0\x01assignment-2");
+                let mut r = SyncGroupRequest::default();
+                r.group_id = GroupId(s("group-a"));
+                r.generation_id = 3;
+                r.member_id = s("member-1");
+                if version >= 3 {
+                    r.group_instance_id = Some(s("instance-1"));
+                }
+                if version >= 5 {
+                    r.protocol_type = Some(s("consumer"));
+                    r.protocol_name = Some(s("range"));
+                }
+                r.assignments = vec![a, b];
+                encode(&r, version)
+            }
+            ApiKey::Heartbeat => {
+                let mut r = HeartbeatRequest::default();
+                r.group_id = GroupId(s("group-a"));
+                r.generation_id = 3;
+                r.member_id = s("member-1");
+                if version >= 3 {
+                    r.group_instance_id = Some(s("instance-1"));
+                }
+                encode(&r, version)
+            }
+            ApiKey::LeaveGroup => {
+                let mut r = LeaveGroupRequest::default();
+                r.group_id = GroupId(s("group-a"));
+                if version >= 3 {
+                    let mut m = leave_group_request::MemberIdentity::default();
+                    m.member_id = s("member-1");
+                    m.group_instance_id = Some(s("instance-1"));
+                    if version >= 5 {
+                        m.reason = Some(s("shutdown"));
+                    }
+                    let mut n = m.clone();
+                    n.member_id = s("member-2");
+                    n.group_instance_id = None;
+                    r.members = vec![m, n];
+                } else {
+                    r.member_id = s("member-1");
+                }
+                encode(&r, version)
+            }
+            ApiKey::OffsetCommit => {
+                let mut p = offset_commit_request::OffsetCommitRequestPartition::default();
+                p.partition_index = 0;
+                p.committed_offset = 42;
+                if version >= 6 {
+                    p.committed_leader_epoch = 7;
+                }
+                p.committed_metadata = Some(s("meta"));
+                let mut q = p.clone();
+                q.partition_index = 1;
+                q.committed_metadata = None;
+                let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+                t.name = TopicName(s("orders"));
+                t.partitions = vec![p, q];
+                let mut u = t.clone();
+                u.name = TopicName(s("payments"));
+                let mut r = OffsetCommitRequest::default();
+                r.group_id = GroupId(s("group-a"));
+                r.generation_id_or_member_epoch = 3;
+                r.member_id = s("member-1");
+                if version >= 7 {
+                    r.group_instance_id = Some(s("instance-1"));
+                }
+                if version <= 4 {
+                    r.retention_time_ms = 86_400_000;
+                }
+                r.topics = vec![t, u];
+                encode(&r, version)
+            }
+            ApiKey::OffsetFetch => {
+                let mut r = OffsetFetchRequest::default();
+                if version >= 8 {
+                    let mut t = offset_fetch_request::OffsetFetchRequestTopics::default();
+                    t.name = TopicName(s("orders"));
+                    t.partition_indexes = vec![0, 1, 2];
+                    let mut u = t.clone();
+                    u.name = TopicName(s("payments"));
+                    let mut g = offset_fetch_request::OffsetFetchRequestGroup::default();
+                    g.group_id = GroupId(s("group-a"));
+                    if version >= 9 {
+                        g.member_id = Some(s("member-1"));
+                        g.member_epoch = 5;
+                    }
+                    g.topics = Some(vec![t, u]);
+                    let mut h = g.clone();
+                    h.group_id = GroupId(s("group-b"));
+                    r.groups = vec![g, h];
+                } else {
+                    let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
+                    t.name = TopicName(s("orders"));
+                    t.partition_indexes = vec![0, 1, 2];
+                    let mut u = t.clone();
+                    u.name = TopicName(s("payments"));
+                    r.group_id = GroupId(s("group-a"));
+                    r.topics = Some(vec![t, u]);
+                }
+                r.require_stable = version >= 7;
+                encode(&r, version)
+            }
+            ApiKey::ListGroups => {
+                let mut r = ListGroupsRequest::default();
+                if version >= 4 {
+                    r.states_filter = vec![s("Stable"), s("Empty")];
+                }
+                if version >= 5 {
+                    r.types_filter = vec![s("classic"), s("consumer")];
+                }
+                encode(&r, version)
+            }
+            ApiKey::DescribeGroups => {
+                let mut r = DescribeGroupsRequest::default();
+                r.groups = vec![GroupId(s("group-a")), GroupId(s("group-b"))];
+                r.include_authorized_operations = version >= 3;
+                encode(&r, version)
+            }
+            ApiKey::DeleteGroups => {
+                let mut r = DeleteGroupsRequest::default();
+                r.groups_names = vec![GroupId(s("group-a")), GroupId(s("group-b"))];
+                encode(&r, version)
+            }
+            ApiKey::OffsetDelete => {
+                let mut p = offset_delete_request::OffsetDeleteRequestPartition::default();
+                p.partition_index = 0;
+                let mut q = p.clone();
+                q.partition_index = 1;
+                let mut t = offset_delete_request::OffsetDeleteRequestTopic::default();
+                t.name = TopicName(s("orders"));
+                t.partitions = vec![p, q];
+                let mut u = t.clone();
+                u.name = TopicName(s("payments"));
+                let mut r = OffsetDeleteRequest::default();
+                r.group_id = GroupId(s("group-a"));
+                r.topics = vec![t, u];
+                encode(&r, version)
+            }
             other => panic!("no sample for {other:?}"),
         }
     }
@@ -463,8 +732,77 @@ mod tests {
                     "{:?} v{version}",
                     range.api_key
                 );
+                assert_eq!(
+                    walk_schema(range.api_key, version, &body),
+                    Ok(body.len()),
+                    "{:?} v{version} walk stops short of the encoding",
+                    range.api_key
+                );
             }
         }
+    }
+
+    /// The group APIs the broker is about to serve, with the versions it will serve. Checked
+    /// against the schema directly, since `check_request_shape` passes unserved APIs.
+    const GROUP_APIS: &[(ApiKey, i16, i16)] = &[
+        (ApiKey::JoinGroup, 0, 9),
+        (ApiKey::SyncGroup, 0, 5),
+        (ApiKey::Heartbeat, 0, 4),
+        (ApiKey::LeaveGroup, 0, 5),
+        (ApiKey::OffsetCommit, 2, 9),
+        (ApiKey::OffsetFetch, 1, 9),
+        (ApiKey::ListGroups, 0, 5),
+        (ApiKey::DescribeGroups, 0, 5),
+        (ApiKey::DeleteGroups, 0, 2),
+        (ApiKey::OffsetDelete, 0, 0),
+    ];
+
+    #[test]
+    fn accepts_codec_encodings_of_group_apis() {
+        for &(api_key, min, max) in GROUP_APIS {
+            assert!(schema(api_key).is_some(), "{api_key:?} has no schema");
+            for version in min..=max {
+                let body = sample(api_key, version);
+                // The walk must cover the whole encoding, or a field is missing.
+                assert_eq!(
+                    walk_schema(api_key, version, &body),
+                    Ok(body.len()),
+                    "{api_key:?} v{version}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_impossible_counts_in_group_apis() {
+        // Classic: DeleteGroups v0 claiming 2^31-1 group names.
+        let body = [0x7f, 0xff, 0xff, 0xff];
+        assert!(matches!(
+            check_against_schema(ApiKey::DeleteGroups, 0, &body),
+            Err(ShapeError::Impossible { .. })
+        ));
+        // Classic: JoinGroup v5 with empty strings and 2^31-1 protocols.
+        let mut body = vec![
+            0, 0, 0, 0, 0x75, 0x30, 0, 0, 0xea, 0x60, 0, 0, 0xff, 0xff, 0, 0,
+        ];
+        body.extend([0x7f, 0xff, 0xff, 0xff]);
+        assert!(matches!(
+            check_against_schema(ApiKey::JoinGroup, 5, &body),
+            Err(ShapeError::Impossible { position: 16, .. })
+        ));
+        // Flexible: OffsetFetch v8 with a compact array of 2^32-2 groups.
+        let body = [0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(matches!(
+            check_against_schema(ApiKey::OffsetFetch, 8, &body),
+            Err(ShapeError::Impossible { .. })
+        ));
+        // Classic bytes: SyncGroup v0 assignment claiming 2^31-1 bytes.
+        let mut body = vec![0, 1, b'g', 0, 0, 0, 1, 0, 1, b'm', 0, 0, 0, 1, 0, 1, b'm'];
+        body.extend([0x7f, 0xff, 0xff, 0xff]);
+        assert!(matches!(
+            check_against_schema(ApiKey::SyncGroup, 0, &body),
+            Err(ShapeError::Impossible { position: 17, .. })
+        ));
     }
 
     #[test]
@@ -497,11 +835,32 @@ mod tests {
         }
     }
 
+    #[test]
+    fn truncation_anywhere_in_group_apis_is_refused() {
+        for &(api_key, min, max) in GROUP_APIS {
+            for version in min..=max {
+                let body = sample(api_key, version);
+                for cut in 0..body.len() {
+                    assert!(
+                        check_against_schema(api_key, version, &body[..cut]).is_err(),
+                        "{api_key:?} v{version} cut at {cut}"
+                    );
+                }
+            }
+        }
+    }
+
     proptest::proptest! {
         #[test]
-        fn random_bodies_never_panic(api in 0usize..8, version in 0i16..16, body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+        fn random_bodies_never_panic(api in 0usize..1024, version in 0i16..16, body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
             let key = SUPPORTED_APIS[api % SUPPORTED_APIS.len()].api_key;
             let _ = check_request_shape(key, version, &body);
+        }
+
+        #[test]
+        fn random_group_api_bodies_never_panic(api in 0usize..1024, version in 0i16..16, body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let key = GROUP_APIS[api % GROUP_APIS.len()].0;
+            let _ = check_against_schema(key, version, &body);
         }
     }
 }

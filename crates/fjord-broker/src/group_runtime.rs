@@ -1,0 +1,416 @@
+//! The runtime around the consumer-group state machine (`fjord_group`).
+//!
+//! One task owns the [`GroupCoordinator`] and drains its inbox; handlers send it requests and
+//! await the answer. The task carries out the machine's effects: appends to
+//! `__consumer_offsets` (in the order issued, so the log replays to the same state), waits for
+//! them to be durable off the task, answers parked JoinGroup/SyncGroup requests, and keeps the
+//! single timer the machine asks for. On start it replays `__consumer_offsets` into the machine.
+//!
+//! ```text
+//!  handler ──Command──► runtime task ──► GroupCoordinator (pure)
+//!     ▲                     │  effects: Persist → append + flush → complete_persist
+//!     └──── oneshot ◄───────┘           Respond → oneshot, ScheduleTimeout → timer → tick
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use fjord_group::api::{
+    DescribedGroup, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, ListedGroup,
+    OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetFetchResponse, Response,
+    SyncGroupRequest,
+};
+use fjord_group::records::OffsetsRecord;
+use fjord_group::{
+    partition_for_group, Effect, GroupConfig, GroupCoordinator, MemberIdGenerator, PersistId,
+    RequestId,
+};
+use fjord_protocol::batch::{build_batch, decode_records, BatchIter, BatchSpec, RecordSpec};
+use kafka_protocol::ResponseError;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::error::storage_error;
+use crate::log_manager::{now_ms, LogManager, Topic};
+use crate::partition::PartitionError;
+
+/// The internal topic holding committed offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Commands queued for the coordinator before senders wait; bounds memory under a flood.
+const INBOX_CAPACITY: usize = 4096;
+/// Segment size of `__consumer_offsets` (Kafka's `offsets.topic.segment.bytes`).
+const OFFSETS_SEGMENT_BYTES: &str = "104857600";
+
+/// A request the coordinator answers with a [`Response`], possibly after waiting.
+#[derive(Debug)]
+pub enum GroupRequest {
+    /// JoinGroup.
+    Join(JoinGroupRequest),
+    /// SyncGroup.
+    Sync(SyncGroupRequest),
+    /// Heartbeat.
+    Heartbeat(HeartbeatRequest),
+    /// LeaveGroup.
+    Leave(LeaveGroupRequest),
+    /// OffsetCommit.
+    Commit(OffsetCommitRequest),
+    /// OffsetDelete.
+    DeleteOffsets(OffsetDeleteRequest),
+    /// DeleteGroups.
+    DeleteGroups(Vec<String>),
+}
+
+enum Command {
+    Request(GroupRequest, oneshot::Sender<Response>),
+    FetchOffsets(OffsetFetchRequest, oneshot::Sender<OffsetFetchResponse>),
+    Describe(Vec<String>, oneshot::Sender<Vec<DescribedGroup>>),
+    List(Vec<String>, oneshot::Sender<Vec<ListedGroup>>),
+    PersistDone(PersistId, Result<(), i16>),
+}
+
+/// Why the coordinator could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupRuntimeError {
+    /// The coordinator task has stopped (shutdown).
+    #[error("the group coordinator is not running")]
+    NotRunning,
+}
+
+/// Handle for sending requests to the coordinator task.
+#[derive(Debug, Clone)]
+pub struct GroupCoordinatorHandle {
+    inbox: mpsc::Sender<Command>,
+}
+
+impl GroupCoordinatorHandle {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, GroupRuntimeError> {
+        let (tx, rx) = oneshot::channel();
+        self.inbox
+            .send(make(tx))
+            .await
+            .map_err(|_| GroupRuntimeError::NotRunning)?;
+        rx.await.map_err(|_| GroupRuntimeError::NotRunning)
+    }
+
+    /// Sends a request and waits for its (possibly parked) answer.
+    pub async fn request(&self, request: GroupRequest) -> Result<Response, GroupRuntimeError> {
+        self.ask(|tx| Command::Request(request, tx)).await
+    }
+
+    /// Committed offsets of a group.
+    pub async fn fetch_offsets(
+        &self,
+        request: OffsetFetchRequest,
+    ) -> Result<OffsetFetchResponse, GroupRuntimeError> {
+        self.ask(|tx| Command::FetchOffsets(request, tx)).await
+    }
+
+    /// DescribeGroups.
+    pub async fn describe(
+        &self,
+        groups: Vec<String>,
+    ) -> Result<Vec<DescribedGroup>, GroupRuntimeError> {
+        self.ask(|tx| Command::Describe(groups, tx)).await
+    }
+
+    /// ListGroups with a state filter (empty = all).
+    pub async fn list(&self, states: Vec<String>) -> Result<Vec<ListedGroup>, GroupRuntimeError> {
+        self.ask(|tx| Command::List(states, tx)).await
+    }
+}
+
+/// Member ids like Kafka's: `<client id>-<uuid>`, the suffix being a random UUID.
+#[derive(Debug, Default)]
+struct RandomMemberIds;
+
+impl MemberIdGenerator for RandomMemberIds {
+    fn next_suffix(&mut self) -> String {
+        uuid::Uuid::new_v4().to_string()
+    }
+}
+
+/// Settings for the offsets topic and the coordinator.
+#[derive(Debug, Clone)]
+pub struct GroupRuntimeConfig {
+    /// The coordinator's own settings.
+    pub group: GroupConfig,
+    /// `offsets.topic.num.partitions`.
+    pub offsets_topic_num_partitions: i32,
+}
+
+/// Starts the coordinator: replays `__consumer_offsets` (blocking, before serving), then runs
+/// the task until every handle is dropped.
+pub fn start(
+    logs: Weak<LogManager>,
+    config: GroupRuntimeConfig,
+) -> Result<GroupCoordinatorHandle, fjord_storage::StorageError> {
+    let mut coordinator = GroupCoordinator::new(config.group.clone(), Box::new(RandomMemberIds));
+    let mut initial_effects = Vec::new();
+    if let Some(topic) = logs.upgrade().and_then(|l| l.topic(OFFSETS_TOPIC)) {
+        let records = read_all_records(&topic)?;
+        let count = records.len();
+        match coordinator.load(records, now_ms()) {
+            Ok(effects) => initial_effects = effects,
+            Err(e) => tracing::error!(error = %e, "could not replay __consumer_offsets"),
+        }
+        tracing::info!(
+            records = count,
+            "loaded consumer groups from __consumer_offsets"
+        );
+    }
+    let (inbox, rx) = mpsc::channel(INBOX_CAPACITY);
+    let runtime = Runtime {
+        coordinator,
+        logs,
+        config,
+        inbox: inbox.downgrade(),
+        pending: HashMap::new(),
+        next_request: 0,
+        timer: None,
+    };
+    tokio::spawn(runtime.run(rx, initial_effects));
+    Ok(GroupCoordinatorHandle { inbox })
+}
+
+/// A record's key and (absent for tombstones) value.
+type KeyValue = (Vec<u8>, Option<Vec<u8>>);
+
+/// Every key/value in `__consumer_offsets`, partition by partition, in log order.
+fn read_all_records(
+    topic: &Topic,
+) -> Result<Vec<KeyValue>, fjord_storage::StorageError> {
+    let mut out = Vec::new();
+    for partition in &topic.partitions {
+        let Ok(offsets) = partition.offsets() else {
+            continue;
+        };
+        let mut offset = offsets.log_start_offset;
+        while offset < offsets.log_end_offset {
+            let (plan, _) = match partition.read(offset, 1 << 20) {
+                Ok(r) => r,
+                Err(PartitionError::Storage(e)) => return Err(e),
+                Err(PartitionError::Closed(_)) => break,
+            };
+            if plan.is_empty() {
+                break;
+            }
+            let mut bytes = Vec::with_capacity(plan.len());
+            plan.read_into(&mut bytes).map_err(|e| {
+                fjord_storage::StorageError::io(fjord_storage::IoVerb::Read, &partition.name, e)
+            })?;
+            for (header, batch) in BatchIter::headers_only(&bytes).filter_map(Result::ok) {
+                offset = header.last_offset() + 1;
+                match decode_records(batch) {
+                    Ok(records) => out.extend(
+                        records
+                            .into_iter()
+                            .filter_map(|r| r.key.map(|k| (k, r.value))),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(partition = %partition.name, error = %e, "skipping undecodable batch in __consumer_offsets")
+                    }
+                }
+            }
+            offset = offset.max(plan.next_offset());
+        }
+    }
+    Ok(out)
+}
+
+struct Runtime {
+    coordinator: GroupCoordinator,
+    logs: Weak<LogManager>,
+    config: GroupRuntimeConfig,
+    /// For persist completions; weak so the task ends when every handle is gone.
+    inbox: mpsc::WeakSender<Command>,
+    pending: HashMap<RequestId, oneshot::Sender<Response>>,
+    next_request: u64,
+    timer: Option<Instant>,
+}
+
+impl Runtime {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>, initial: Vec<Effect>) {
+        self.apply(initial);
+        let cleanup_every = Duration::from_millis(
+            self.config.group.offsets_retention_check_interval_ms.max(1) as u64,
+        );
+        let mut cleanup = tokio::time::interval(cleanup_every);
+        cleanup.tick().await;
+        loop {
+            let timer = self.timer;
+            tokio::select! {
+                biased;
+                command = rx.recv() => match command {
+                    Some(command) => self.handle(command),
+                    None => return,
+                },
+                _ = sleep_until(timer), if timer.is_some() => {
+                    self.timer = None;
+                    let effects = self.coordinator.tick(now_ms());
+                    self.apply(effects);
+                }
+                _ = cleanup.tick() => {
+                    let effects = self.coordinator.cleanup_expired_offsets(now_ms());
+                    self.apply(effects);
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, command: Command) {
+        let now = now_ms();
+        match command {
+            Command::Request(request, reply) => {
+                let id = RequestId(self.next_request);
+                self.next_request += 1;
+                self.pending.insert(id, reply);
+                let c = &mut self.coordinator;
+                let effects = match request {
+                    GroupRequest::Join(r) => c.join_group(id, r, now),
+                    GroupRequest::Sync(r) => c.sync_group(id, r, now),
+                    GroupRequest::Heartbeat(r) => c.heartbeat(id, r, now),
+                    GroupRequest::Leave(r) => c.leave_group(id, r, now),
+                    GroupRequest::Commit(r) => c.commit_offsets(id, r, now),
+                    GroupRequest::DeleteOffsets(r) => c.delete_offsets(id, r, now),
+                    GroupRequest::DeleteGroups(groups) => c.delete_groups(id, &groups, now),
+                };
+                self.apply(effects);
+            }
+            Command::FetchOffsets(request, reply) => {
+                let _ = reply.send(self.coordinator.fetch_offsets(&request));
+            }
+            Command::Describe(groups, reply) => {
+                let _ = reply.send(self.coordinator.describe_groups(&groups));
+            }
+            Command::List(states, reply) => {
+                let _ = reply.send(self.coordinator.list_groups(&states));
+            }
+            Command::PersistDone(id, result) => {
+                let effects = self.coordinator.complete_persist(id, result, now);
+                self.apply(effects);
+            }
+        }
+    }
+
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Respond {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(reply) = self.pending.remove(&request_id) {
+                        // The client may have gone; nothing to do then.
+                        let _ = reply.send(response);
+                    }
+                }
+                Effect::ScheduleTimeout { at_ms } => {
+                    let wait = (at_ms - now_ms()).max(0) as u64;
+                    self.timer = Some(Instant::now() + Duration::from_millis(wait));
+                }
+                Effect::Persist {
+                    persist_id,
+                    group_id,
+                    records,
+                } => self.persist(persist_id, &group_id, &records),
+            }
+        }
+    }
+
+    /// Appends now (so log order is issue order) and reports completion once durable.
+    fn persist(&mut self, id: PersistId, group_id: &str, records: &[OffsetsRecord]) {
+        let appended = self.append(group_id, records);
+        let Some(inbox) = self.inbox.upgrade() else {
+            return;
+        };
+        match appended {
+            Ok((partition, end_offset, logs)) => {
+                logs.flusher().request(partition.clone());
+                tokio::spawn(async move {
+                    let mut durable = partition.subscribe_durable();
+                    let reached = tokio::time::timeout(
+                        Duration::from_secs(30),
+                        durable.wait_for(|o| *o >= end_offset || !partition.is_open()),
+                    )
+                    .await
+                    .map(|r| r.is_ok());
+                    let result = match reached {
+                        Ok(true) if partition.is_open() => Ok(()),
+                        Ok(_) => Err(ResponseError::NotCoordinator.code()),
+                        Err(_) => Err(ResponseError::RequestTimedOut.code()),
+                    };
+                    let _ = inbox.send(Command::PersistDone(id, result)).await;
+                });
+            }
+            Err(code) => {
+                tokio::spawn(async move {
+                    let _ = inbox.send(Command::PersistDone(id, Err(code))).await;
+                });
+            }
+        }
+    }
+
+    /// Appends the records; returns the partition, the offset that must become durable, and
+    /// the log manager (for its flusher).
+    fn append(&self, group_id: &str, records: &[OffsetsRecord]) -> Result<Appended, i16> {
+        let logs = self
+            .logs
+            .upgrade()
+            .ok_or(ResponseError::CoordinatorNotAvailable.code())?;
+        let topic = ensure_offsets_topic(&logs, self.config.offsets_topic_num_partitions)
+            .map_err(|_| ResponseError::CoordinatorNotAvailable.code())?;
+        let index = partition_for_group(group_id, topic.partitions.len() as i32);
+        let partition = topic
+            .partition(index)
+            .cloned()
+            .ok_or(ResponseError::CoordinatorNotAvailable.code())?;
+        let now = now_ms();
+        let specs: Vec<RecordSpec> = records
+            .iter()
+            .map(|r| RecordSpec {
+                timestamp: now,
+                key: Some(r.encode_key().to_vec()),
+                value: r.encode_value().map(|v| v.to_vec()),
+                headers: Vec::new(),
+            })
+            .collect();
+        let mut batch = build_batch(&BatchSpec::default(), &specs);
+        let info = partition.append(&mut batch, now).map_err(|e| match e {
+            PartitionError::Storage(e) => storage_error(&e).code(),
+            PartitionError::Closed(_) => ResponseError::NotCoordinator.code(),
+        })?;
+        Ok((partition, info.last_offset + 1, logs))
+    }
+}
+
+type Appended = (Arc<crate::partition::Partition>, i64, Arc<LogManager>);
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Creates `__consumer_offsets` on first use, as Kafka does.
+pub fn ensure_offsets_topic(
+    logs: &LogManager,
+    partitions: i32,
+) -> Result<Arc<Topic>, crate::log_manager::TopicError> {
+    if let Some(topic) = logs.topic(OFFSETS_TOPIC) {
+        return Ok(topic);
+    }
+    // Compaction does not exist yet, so offsets are kept rather than deleted by time.
+    let configs = BTreeMap::from([
+        ("retention.ms".to_string(), "-1".to_string()),
+        (
+            "segment.bytes".to_string(),
+            OFFSETS_SEGMENT_BYTES.to_string(),
+        ),
+    ]);
+    logs.create_internal_topic(OFFSETS_TOPIC, partitions, configs)
+}
