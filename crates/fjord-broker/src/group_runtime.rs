@@ -180,9 +180,7 @@ pub fn start(
 type KeyValue = (Vec<u8>, Option<Vec<u8>>);
 
 /// Every key/value in `__consumer_offsets`, partition by partition, in log order.
-fn read_all_records(
-    topic: &Topic,
-) -> Result<Vec<KeyValue>, fjord_storage::StorageError> {
+fn read_all_records(topic: &Topic) -> Result<Vec<KeyValue>, fjord_storage::StorageError> {
     let mut out = Vec::new();
     for partition in &topic.partitions {
         let Ok(offsets) = partition.offsets() else {
