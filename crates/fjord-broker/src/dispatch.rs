@@ -75,7 +75,7 @@ pub(crate) async fn handle_frame(broker: &Broker, session: &Session, mut frame: 
         Err(e) => return Outcome::Close(e.to_string()),
     };
     let ctx = RequestContext {
-        api_version: pre.api_version,
+        api_version: api_versions::codec_version(api_key, pre.api_version),
         client_id: header.client_id.as_ref().map(|s| s.to_string()),
         session,
         listener: &session.listener,
@@ -174,6 +174,12 @@ async fn dispatch(
         ApiKey::CreateTopics => serve!(handlers::create_topics::handle),
         ApiKey::DeleteTopics => serve!(handlers::delete_topics::handle),
         ApiKey::DescribeConfigs => serve!(handlers::describe_configs::handle),
+        ApiKey::AlterConfigs => serve!(handlers::alter_configs::handle),
+        ApiKey::IncrementalAlterConfigs => serve!(handlers::alter_configs::handle_incremental),
+        ApiKey::CreatePartitions => serve!(handlers::create_partitions::handle),
+        ApiKey::DeleteRecords => serve!(handlers::delete_records::handle),
+        ApiKey::DescribeLogDirs => serve!(handlers::describe_log_dirs::handle),
+        ApiKey::DescribeCluster => serve!(handlers::describe_cluster::handle),
         // The version table and this match are kept in step by a test; reaching here means an
         // api was listed without a handler.
         other => {

@@ -28,10 +28,15 @@ pub(crate) fn topic_error(e: &TopicError) -> ResponseError {
         TopicError::InvalidName { .. } => ResponseError::InvalidTopicException,
         TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
         TopicError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
-        TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        TopicError::InvalidPartitions(_) | TopicError::PartitionCountNotIncreased { .. } => {
+            ResponseError::InvalidPartitions
+        }
         TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
         TopicError::ReplicaAssignmentUnsupported => ResponseError::InvalidRequest,
         TopicError::Config(ConfigError::UnknownKey(_) | ConfigError::InvalidValue { .. }) => {
+            ResponseError::InvalidConfig
+        }
+        TopicError::Storage(fjord_storage::StorageError::InvalidConfig(_)) => {
             ResponseError::InvalidConfig
         }
         TopicError::Storage(e) => storage_error(e),

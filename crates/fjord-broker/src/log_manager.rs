@@ -58,6 +58,14 @@ pub enum TopicError {
     /// A replication factor this cluster cannot satisfy.
     #[error("replication factor {0} is larger than the 1 broker available")]
     InvalidReplicationFactor(i16),
+    /// CreatePartitions that does not grow the topic.
+    #[error("topic has {current} partitions; the new count {requested} must be larger")]
+    PartitionCountNotIncreased {
+        /// Partitions today.
+        current: i32,
+        /// Partitions asked for.
+        requested: i32,
+    },
     /// Explicit replica assignments are not supported on a single node.
     #[error("explicit replica assignments are not supported on a single-node cluster")]
     ReplicaAssignmentUnsupported,
@@ -386,6 +394,103 @@ impl LogManager {
         }
         tracing::info!(topic = %name, "deleted topic");
         Ok(topic)
+    }
+
+    /// Replaces a topic's config overrides (validated first) and applies them to its logs at
+    /// once, without a restart. With `validate_only` nothing changes.
+    pub fn alter_topic_config(
+        &self,
+        name: &str,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| TopicError::UnknownTopic(name.to_string()))?;
+        let validated = TopicConfig::validate(overrides)?;
+        let log_config = validated.log_config(&self.config);
+        log_config.clone().validate().map_err(TopicError::Storage)?;
+        if validate_only {
+            return Ok(());
+        }
+        let previous = std::mem::replace(
+            &mut *topic.config.write().unwrap_or_else(|p| p.into_inner()),
+            validated,
+        );
+        if let Err(e) = self.persist(&self.read_topics()) {
+            *topic.config.write().unwrap_or_else(|p| p.into_inner()) = previous;
+            return Err(e);
+        }
+        for p in &topic.partitions {
+            if let Err(e) = p.with_log(|log| log.update_config(log_config.clone())) {
+                tracing::warn!(partition = %p.name, error = %e, "could not apply new config");
+            }
+        }
+        tracing::info!(topic = %name, "altered topic configuration");
+        Ok(())
+    }
+
+    /// Grows a topic to `total` partitions (Kafka never shrinks one).
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| TopicError::UnknownTopic(name.to_string()))?;
+        let current = topic.partitions.len() as i32;
+        if total <= current {
+            return Err(TopicError::PartitionCountNotIncreased {
+                current,
+                requested: total,
+            });
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let config = topic
+            .config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let log_config = config.log_config(&self.config);
+        let now = now_ms();
+        let mut partitions = topic.partitions.clone();
+        for p in current..total {
+            let dir = self.config.log_dir.join(format!("{name}-{p}"));
+            if dir.exists() {
+                fs::remove_dir_all(&dir).map_err(|e| io_err(&dir, IoVerb::Remove, e))?;
+            }
+            let log = Log::open(&dir, log_config.clone(), 0, now)?;
+            partitions.push(Partition::new(name, p, log));
+        }
+        let grown = Arc::new(Topic {
+            name: name.to_string(),
+            id: topic.id,
+            partitions,
+            config: RwLock::new(config),
+        });
+        let mut topics = self.write_topics();
+        topics.insert(name.to_string(), grown.clone());
+        if let Err(e) = self.persist(&topics) {
+            topics.insert(name.to_string(), topic);
+            drop(topics);
+            for p in &grown.partitions[current as usize..] {
+                let _ = p.delete();
+            }
+            return Err(e);
+        }
+        tracing::info!(topic = %name, from = current, to = total, "added partitions");
+        Ok(())
+    }
+
+    /// The directory holding every log, for DescribeLogDirs.
+    pub fn log_dir(&self) -> &Path {
+        &self.config.log_dir
     }
 
     fn persist(&self, topics: &BTreeMap<String, Arc<Topic>>) -> Result<(), TopicError> {

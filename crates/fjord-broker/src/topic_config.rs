@@ -461,6 +461,11 @@ fn validate_value(key: &str, value: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Whether a key holds a comma-separated list (IncrementalAlterConfigs APPEND/SUBTRACT).
+pub fn is_list_config(name: &str) -> bool {
+    lookup(name).is_some_and(|d| d.config_type == ConfigType::List)
+}
+
 /// Every known topic key, so callers can tell "unknown" from "not set".
 pub fn is_topic_config_key(name: &str) -> bool {
     lookup(name).is_some()

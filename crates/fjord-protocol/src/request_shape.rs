@@ -29,6 +29,11 @@ pub enum ShapeError {
     /// A variable-length integer runs past five bytes.
     #[error("malformed varint at byte {0}")]
     BadVarint(usize),
+    /// The broker serves this api key but no schema describes its request, so its shape
+    /// cannot be checked. Refused rather than passed, so a table entry added without a schema
+    /// fails loudly instead of silently skipping the guard.
+    #[error("no request schema for served api key {0}")]
+    NoSchema(i16),
 }
 
 /// Field types as they appear on the wire.
@@ -229,6 +234,42 @@ const OFFSET_DELETE_PARTITION: &[Field] = &[f(I32, 0)];
 const OFFSET_DELETE_TOPIC: &[Field] = &[f(Str, 0), f(Structs(OFFSET_DELETE_PARTITION), 0)];
 const OFFSET_DELETE: &[Field] = &[f(Str, 0), f(Structs(OFFSET_DELETE_TOPIC), 0)];
 
+// Admin APIs.
+
+const ALTER_CONFIGS_CONFIG: &[Field] = &[f(Str, 0), f(Str, 0)];
+const ALTER_CONFIGS_RESOURCE: &[Field] =
+    &[f(I8, 0), f(Str, 0), f(Structs(ALTER_CONFIGS_CONFIG), 0)];
+const ALTER_CONFIGS: &[Field] = &[f(Structs(ALTER_CONFIGS_RESOURCE), 0), f(I8, 0)];
+
+const INCREMENTAL_ALTER_CONFIGS_CONFIG: &[Field] = &[f(Str, 0), f(I8, 0), f(Str, 0)];
+const INCREMENTAL_ALTER_CONFIGS_RESOURCE: &[Field] = &[
+    f(I8, 0),
+    f(Str, 0),
+    f(Structs(INCREMENTAL_ALTER_CONFIGS_CONFIG), 0),
+];
+const INCREMENTAL_ALTER_CONFIGS: &[Field] =
+    &[f(Structs(INCREMENTAL_ALTER_CONFIGS_RESOURCE), 0), f(I8, 0)];
+
+// Assignments is a nullable array of broker-id arrays, one per new partition.
+const CREATE_PARTITIONS_ASSIGNMENT: &[Field] = &[f(I32s, 0)];
+const CREATE_PARTITIONS_TOPIC: &[Field] = &[
+    f(Str, 0),
+    f(I32, 0),
+    f(Structs(CREATE_PARTITIONS_ASSIGNMENT), 0),
+];
+const CREATE_PARTITIONS: &[Field] = &[f(Structs(CREATE_PARTITIONS_TOPIC), 0), f(I32, 0), f(I8, 0)];
+
+const DELETE_RECORDS_PARTITION: &[Field] = &[f(I32, 0), f(I64, 0)];
+const DELETE_RECORDS_TOPIC: &[Field] = &[f(Str, 0), f(Structs(DELETE_RECORDS_PARTITION), 0)];
+const DELETE_RECORDS: &[Field] = &[f(Structs(DELETE_RECORDS_TOPIC), 0), f(I32, 0)];
+
+// The codec starts DescribeLogDirs at v1 (v0 is the same body); topics is nullable (all).
+const DESCRIBE_LOG_DIRS_TOPIC: &[Field] = &[f(Str, 0), f(I32s, 0)];
+const DESCRIBE_LOG_DIRS: &[Field] = &[f(Structs(DESCRIBE_LOG_DIRS_TOPIC), 0)];
+
+// Flexible from v0. The codec also knows v2 (include_fenced_brokers).
+const DESCRIBE_CLUSTER: &[Field] = &[f(I8, 0), f(I8, 1), f(I8, 2)];
+
 /// First flexible version of a request that has none.
 const NEVER_FLEXIBLE: i16 = i16::MAX;
 
@@ -255,6 +296,12 @@ fn schema(api_key: ApiKey) -> Option<(&'static [Field], i16)> {
         ApiKey::DescribeGroups => (DESCRIBE_GROUPS, 5),
         ApiKey::DeleteGroups => (DELETE_GROUPS, 2),
         ApiKey::OffsetDelete => (OFFSET_DELETE, NEVER_FLEXIBLE),
+        ApiKey::AlterConfigs => (ALTER_CONFIGS, 2),
+        ApiKey::IncrementalAlterConfigs => (INCREMENTAL_ALTER_CONFIGS, 1),
+        ApiKey::CreatePartitions => (CREATE_PARTITIONS, 2),
+        ApiKey::DeleteRecords => (DELETE_RECORDS, 2),
+        ApiKey::DescribeLogDirs => (DESCRIBE_LOG_DIRS, 2),
+        ApiKey::DescribeCluster => (DESCRIBE_CLUSTER, 0),
         _ => return None,
     })
 }
@@ -332,10 +379,11 @@ impl Walker<'_> {
         if !self.flexible {
             return Ok(());
         }
+        let position = self.pos;
         let count = self.uvarint()?;
         if count > self.remaining() as u64 {
             return Err(ShapeError::Impossible {
-                position: self.pos,
+                position,
                 claimed: count,
                 remaining: self.remaining(),
             });
@@ -395,7 +443,8 @@ impl Walker<'_> {
 
 /// Checks that the body of a served request could be a valid encoding, so that decoding it
 /// cannot be made to allocate more than the frame justifies. Unserved requests pass untouched
-/// (they are refused before decoding).
+/// (they are refused before decoding); a served request without a schema is refused with
+/// [`ShapeError::NoSchema`].
 pub fn check_request_shape(api_key: ApiKey, version: i16, body: &[u8]) -> Result<(), ShapeError> {
     if supported_range(api_key as i16).is_none() {
         return Ok(());
@@ -404,7 +453,7 @@ pub fn check_request_shape(api_key: ApiKey, version: i16, body: &[u8]) -> Result
 }
 
 /// The walk itself, whether or not the broker serves `api_key` yet; requests without a
-/// schema pass.
+/// schema are refused.
 fn check_against_schema(api_key: ApiKey, version: i16, body: &[u8]) -> Result<(), ShapeError> {
     walk_schema(api_key, version, body).map(|_| ())
 }
@@ -412,7 +461,7 @@ fn check_against_schema(api_key: ApiKey, version: i16, body: &[u8]) -> Result<()
 /// Walks the schema of `api_key` over `body` and returns how many bytes it covered.
 fn walk_schema(api_key: ApiKey, version: i16, body: &[u8]) -> Result<usize, ShapeError> {
     let Some((fields, flexible_since)) = schema(api_key) else {
-        return Ok(0);
+        return Err(ShapeError::NoSchema(api_key as i16));
     };
     let mut walker = Walker {
         body,
@@ -712,6 +761,102 @@ mod tests {
                 r.topics = vec![t, u];
                 encode(&r, version)
             }
+            ApiKey::AlterConfigs => {
+                let mut c = alter_configs_request::AlterableConfig::default();
+                c.name = s("retention.ms");
+                c.value = Some(s("1000"));
+                let mut d = c.clone();
+                d.name = s("cleanup.policy");
+                d.value = None;
+                let mut res = alter_configs_request::AlterConfigsResource::default();
+                res.resource_type = 2;
+                res.resource_name = s("orders");
+                res.configs = vec![c, d];
+                let mut other = res.clone();
+                other.resource_name = s("payments");
+                let mut r = AlterConfigsRequest::default();
+                r.resources = vec![res, other];
+                r.validate_only = true;
+                encode(&r, version)
+            }
+            ApiKey::IncrementalAlterConfigs => {
+                let mut c = incremental_alter_configs_request::AlterableConfig::default();
+                c.name = s("retention.ms");
+                c.config_operation = 0;
+                c.value = Some(s("1000"));
+                let mut d = c.clone();
+                d.name = s("cleanup.policy");
+                d.config_operation = 1;
+                d.value = None;
+                let mut res = incremental_alter_configs_request::AlterConfigsResource::default();
+                res.resource_type = 2;
+                res.resource_name = s("orders");
+                res.configs = vec![c, d];
+                let mut other = res.clone();
+                other.resource_name = s("payments");
+                let mut r = IncrementalAlterConfigsRequest::default();
+                r.resources = vec![res, other];
+                r.validate_only = true;
+                encode(&r, version)
+            }
+            ApiKey::CreatePartitions => {
+                let mut a = create_partitions_request::CreatePartitionsAssignment::default();
+                a.broker_ids = vec![BrokerId(1), BrokerId(2), BrokerId(3)];
+                let mut b = a.clone();
+                b.broker_ids = vec![BrokerId(2), BrokerId(3)];
+                let mut t = create_partitions_request::CreatePartitionsTopic::default();
+                t.name = TopicName(s("orders"));
+                t.count = 5;
+                t.assignments = Some(vec![a, b]);
+                // A null assignment list lets the broker place the new partitions.
+                let mut u = t.clone();
+                u.name = TopicName(s("payments"));
+                u.assignments = None;
+                let mut r = CreatePartitionsRequest::default();
+                r.topics = vec![t, u];
+                r.timeout_ms = 30_000;
+                r.validate_only = true;
+                encode(&r, version)
+            }
+            ApiKey::DeleteRecords => {
+                let mut p = delete_records_request::DeleteRecordsPartition::default();
+                p.partition_index = 0;
+                p.offset = 42;
+                let mut q = p.clone();
+                q.partition_index = 1;
+                q.offset = -1;
+                let mut t = delete_records_request::DeleteRecordsTopic::default();
+                t.name = TopicName(s("orders"));
+                t.partitions = vec![p, q];
+                let mut u = t.clone();
+                u.name = TopicName(s("payments"));
+                let mut r = DeleteRecordsRequest::default();
+                r.topics = vec![t, u];
+                r.timeout_ms = 30_000;
+                encode(&r, version)
+            }
+            ApiKey::DescribeLogDirs => {
+                let mut t = describe_log_dirs_request::DescribableLogDirTopic::default();
+                t.topic = TopicName(s("orders"));
+                t.partitions = vec![0, 1, 2];
+                let mut u = t.clone();
+                u.topic = TopicName(s("payments"));
+                u.partitions = vec![];
+                let mut r = DescribeLogDirsRequest::default();
+                r.topics = Some(vec![t, u]);
+                encode(&r, version)
+            }
+            ApiKey::DescribeCluster => {
+                let mut r = DescribeClusterRequest::default();
+                r.include_cluster_authorized_operations = true;
+                if version >= 1 {
+                    r.endpoint_type = 2;
+                }
+                if version >= 2 {
+                    r.include_fenced_brokers = true;
+                }
+                encode(&r, version)
+            }
             other => panic!("no sample for {other:?}"),
         }
     }
@@ -725,7 +870,10 @@ mod tests {
                 if !crate::api_versions::is_supported(range.api_key as i16, version) {
                     continue;
                 }
-                let body = sample(range.api_key, version);
+                let body = sample(
+                    range.api_key,
+                    crate::api_versions::codec_version(range.api_key, version),
+                );
                 assert_eq!(
                     check_request_shape(range.api_key, version, &body),
                     Ok(()),
@@ -805,6 +953,168 @@ mod tests {
         ));
     }
 
+    /// The admin APIs the broker is about to serve, with the versions it will serve. Checked
+    /// against the schema directly, like the group APIs.
+    const ADMIN_APIS: &[(ApiKey, i16, i16)] = &[
+        (ApiKey::AlterConfigs, 0, 2),
+        (ApiKey::IncrementalAlterConfigs, 0, 1),
+        (ApiKey::CreatePartitions, 0, 3),
+        (ApiKey::DeleteRecords, 0, 2),
+        (ApiKey::DescribeLogDirs, 1, 4),
+        (ApiKey::DescribeCluster, 0, 1),
+    ];
+
+    #[test]
+    fn accepts_codec_encodings_of_admin_apis() {
+        for &(api_key, min, max) in ADMIN_APIS {
+            assert!(schema(api_key).is_some(), "{api_key:?} has no schema");
+            for version in min..=max {
+                let body = sample(api_key, version);
+                assert_eq!(
+                    walk_schema(api_key, version, &body),
+                    Ok(body.len()),
+                    "{api_key:?} v{version}"
+                );
+            }
+        }
+    }
+
+    /// The codec also knows DescribeCluster v2; the schema covers it, ready for a wider range.
+    #[test]
+    fn accepts_describe_cluster_v2() {
+        let body = sample(ApiKey::DescribeCluster, 2);
+        assert_eq!(
+            walk_schema(ApiKey::DescribeCluster, 2, &body),
+            Ok(body.len())
+        );
+    }
+
+    /// Null arrays (CreatePartitions assignments, DescribeLogDirs topics) walk as empty.
+    #[test]
+    fn accepts_null_arrays_in_admin_apis() {
+        for version in 1..=4 {
+            let body = encode(&DescribeLogDirsRequest::default(), version);
+            assert_eq!(
+                walk_schema(ApiKey::DescribeLogDirs, version, &body),
+                Ok(body.len()),
+                "DescribeLogDirs v{version}"
+            );
+        }
+        for version in 0..=3 {
+            let mut t = create_partitions_request::CreatePartitionsTopic::default();
+            t.name = TopicName(s("orders"));
+            t.assignments = None;
+            let mut r = CreatePartitionsRequest::default();
+            r.topics = vec![t];
+            let body = encode(&r, version);
+            assert_eq!(
+                walk_schema(ApiKey::CreatePartitions, version, &body),
+                Ok(body.len()),
+                "CreatePartitions v{version}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_impossible_counts_in_admin_apis() {
+        // Classic: DeleteRecords v0 claiming 2^31-1 topics.
+        let body = [0x7f, 0xff, 0xff, 0xff, 0, 0, 0x75, 0x30];
+        assert!(matches!(
+            check_against_schema(ApiKey::DeleteRecords, 0, &body),
+            Err(ShapeError::Impossible { position: 0, .. })
+        ));
+        // Classic nested broker ids: CreatePartitions v1, one topic "t" with one assignment
+        // claiming 2^31-1 broker ids.
+        let mut body = vec![0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 3, 0, 0, 0, 1];
+        body.extend([0x7f, 0xff, 0xff, 0xff]);
+        assert!(matches!(
+            check_against_schema(ApiKey::CreatePartitions, 1, &body),
+            Err(ShapeError::Impossible { position: 15, .. })
+        ));
+        // Flexible nested broker ids: CreatePartitions v2, compact forms of the same.
+        let body = [
+            0x02, 0x02, b't', 0, 0, 0, 3, 0x02, 0xff, 0xff, 0xff, 0xff, 0x0f,
+        ];
+        assert!(matches!(
+            check_against_schema(ApiKey::CreatePartitions, 2, &body),
+            Err(ShapeError::Impossible { position: 8, .. })
+        ));
+        // Flexible: DescribeLogDirs v2 with a compact array of 2^32-2 topics.
+        let body = [0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(matches!(
+            check_against_schema(ApiKey::DescribeLogDirs, 2, &body),
+            Err(ShapeError::Impossible { .. })
+        ));
+        // Classic partitions: DescribeLogDirs v1, one topic "t" claiming 2^31-1 partitions.
+        let mut body = vec![0, 0, 0, 1, 0, 1, b't'];
+        body.extend([0x7f, 0xff, 0xff, 0xff]);
+        assert!(matches!(
+            check_against_schema(ApiKey::DescribeLogDirs, 1, &body),
+            Err(ShapeError::Impossible { position: 7, .. })
+        ));
+        // Classic: AlterConfigs v0, one resource "t" claiming 2^31-1 configs.
+        let mut body = vec![0, 0, 0, 1, 2, 0, 1, b't'];
+        body.extend([0x7f, 0xff, 0xff, 0xff]);
+        assert!(matches!(
+            check_against_schema(ApiKey::AlterConfigs, 0, &body),
+            Err(ShapeError::Impossible { position: 8, .. })
+        ));
+        // Flexible: IncrementalAlterConfigs v1 with a compact array of 2^32-2 resources.
+        let body = [0xff, 0xff, 0xff, 0xff, 0x0f, 0];
+        assert!(matches!(
+            check_against_schema(ApiKey::IncrementalAlterConfigs, 1, &body),
+            Err(ShapeError::Impossible { .. })
+        ));
+        // Flexible from v0: DescribeCluster v0 with a tagged-field count of 2^28.
+        let body = [1, 0x80, 0x80, 0x80, 0x80, 0x01];
+        assert!(matches!(
+            check_against_schema(ApiKey::DescribeCluster, 0, &body),
+            Err(ShapeError::Impossible { position: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn truncation_anywhere_in_admin_apis_is_refused() {
+        for &(api_key, min, max) in ADMIN_APIS {
+            for version in min..=max {
+                let body = sample(api_key, version);
+                for cut in 0..body.len() {
+                    assert!(
+                        check_against_schema(api_key, version, &body[..cut]).is_err(),
+                        "{api_key:?} v{version} cut at {cut}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A served API without a schema would skip the guard, so every table entry needs one.
+    #[test]
+    fn every_served_api_has_a_schema() {
+        for range in SUPPORTED_APIS {
+            assert!(
+                schema(range.api_key).is_some(),
+                "{:?} is served but has no request schema",
+                range.api_key
+            );
+        }
+    }
+
+    /// Without a schema the walk refuses rather than passes; unserved APIs still pass
+    /// `check_request_shape`, being refused before decoding.
+    #[test]
+    fn a_missing_schema_is_refused_not_passed() {
+        let key = ApiKey::SaslHandshake;
+        assert!(schema(key).is_none(), "pick an api key without a schema");
+        assert_eq!(
+            check_against_schema(key, 1, &[0, 5, b'P', b'L', b'A', b'I', b'N']),
+            Err(ShapeError::NoSchema(key as i16))
+        );
+        if supported_range(key as i16).is_none() {
+            assert_eq!(check_request_shape(key, 1, &[]), Ok(()));
+        }
+    }
+
     #[test]
     fn refuses_impossible_counts_before_decoding() {
         let body = [0x7f, 0xff, 0xff, 0xff];
@@ -824,7 +1134,10 @@ mod tests {
     fn truncation_anywhere_is_refused() {
         for range in SUPPORTED_APIS {
             let version = range.max_version;
-            let body = sample(range.api_key, version);
+            let body = sample(
+                range.api_key,
+                crate::api_versions::codec_version(range.api_key, version),
+            );
             for cut in 0..body.len() {
                 assert!(
                     check_request_shape(range.api_key, version, &body[..cut]).is_err(),
@@ -855,6 +1168,12 @@ mod tests {
         fn random_bodies_never_panic(api in 0usize..1024, version in 0i16..16, body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
             let key = SUPPORTED_APIS[api % SUPPORTED_APIS.len()].api_key;
             let _ = check_request_shape(key, version, &body);
+        }
+
+        #[test]
+        fn random_admin_api_bodies_never_panic(api in 0usize..1024, version in 0i16..16, body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let key = ADMIN_APIS[api % ADMIN_APIS.len()].0;
+            let _ = check_against_schema(key, version, &body);
         }
 
         #[test]

@@ -240,7 +240,10 @@ impl GroupsArgs {
         let reset_only = [
             (!self.topic.is_empty(), "--topic"),
             (self.all_topics, "--all-topics"),
-            (self.reset_spec_given(), "a --to-*/--shift-by/--by-duration option"),
+            (
+                self.reset_spec_given(),
+                "a --to-*/--shift-by/--by-duration option",
+            ),
             (self.dry_run, "--dry-run"),
             (self.execute, "--execute"),
         ];
@@ -394,6 +397,12 @@ pub(crate) async fn run(args: GroupsArgs) -> anyhow::Result<()> {
     for note in &settings.notes {
         eprintln!("note: {note}");
     }
+    if matches!(action, Action::Reset { execute: false, .. }) && !args.dry_run {
+        eprintln!(
+            "WARN: No action will be performed as the --execute option is missing. \
+             Add --dry-run to state that explicitly, or --execute to commit the new offsets."
+        );
+    }
     let timeout = std::time::Duration::from_millis(args.timeout.max(1));
     let output = args.output;
     tokio::task::spawn_blocking(move || {
@@ -490,8 +499,17 @@ mod tests {
             }
         );
         assert_eq!(
-            action(&["--describe", "--group", "a", "--group", "b", "--group", "a", "--members"])
-                .unwrap(),
+            action(&[
+                "--describe",
+                "--group",
+                "a",
+                "--group",
+                "b",
+                "--group",
+                "a",
+                "--members"
+            ])
+            .unwrap(),
             Action::Describe {
                 groups: GroupSelection::Named(vec!["a".into(), "b".into()]),
                 view: DescribeView::Members { verbose: false }
@@ -542,9 +560,18 @@ mod tests {
             Action::Reset { spec, .. } => spec,
             other => panic!("not a reset: {other:?}"),
         };
-        assert_eq!(spec_of(reset(&["--to-earliest"]).unwrap()), ResetSpec::ToEarliest);
-        assert_eq!(spec_of(reset(&["--to-latest"]).unwrap()), ResetSpec::ToLatest);
-        assert_eq!(spec_of(reset(&["--to-current"]).unwrap()), ResetSpec::ToCurrent);
+        assert_eq!(
+            spec_of(reset(&["--to-earliest"]).unwrap()),
+            ResetSpec::ToEarliest
+        );
+        assert_eq!(
+            spec_of(reset(&["--to-latest"]).unwrap()),
+            ResetSpec::ToLatest
+        );
+        assert_eq!(
+            spec_of(reset(&["--to-current"]).unwrap()),
+            ResetSpec::ToCurrent
+        );
         assert_eq!(
             spec_of(reset(&["--to-offset", "42"]).unwrap()),
             ResetSpec::ToOffset(42)
@@ -640,7 +667,14 @@ mod tests {
             "--execute"
         ])
         .is_err());
-        assert!(action(&["--reset-offsets", "--group", "g", "--topic", "t:x", "--to-earliest"])
-            .is_err());
+        assert!(action(&[
+            "--reset-offsets",
+            "--group",
+            "g",
+            "--topic",
+            "t:x",
+            "--to-earliest"
+        ])
+        .is_err());
     }
 }

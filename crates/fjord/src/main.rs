@@ -1,5 +1,6 @@
 //! `fjord`: one binary for the broker and the tools around it.
 
+mod groups;
 mod perf;
 mod properties;
 mod server;
@@ -23,6 +24,8 @@ enum Command {
     /// Measure produce or consume throughput and latency against a cluster.
     #[command(subcommand)]
     Perf(perf::PerfCommand),
+    /// List, describe, delete consumer groups and reset their offsets (like kafka-consumer-groups.sh).
+    Groups(groups::GroupsArgs),
 }
 
 #[tokio::main]
@@ -39,5 +42,6 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Server(args) => server::run(args).await,
         Command::Perf(cmd) => perf::run(cmd).await,
+        Command::Groups(args) => groups::run(args).await,
     }
 }

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 mod consume;
 mod cpu;
+mod group;
 mod produce;
 mod props;
 mod stats;
@@ -30,6 +31,18 @@ pub(crate) enum PerfCommand {
     /// Read N messages from every partition of a topic, from the beginning,
     /// and report throughput (like kafka-consumer-perf-test.sh).
     Consume(ConsumePerfArgs),
+    /// Kill one member of a consumer group (SIGKILL, no LeaveGroup) and time
+    /// until the survivors own every partition again, per session timeout.
+    GroupFailover(group::GroupFailoverArgs),
+    /// Time M members forming a group (all assigned), then one more joining.
+    GroupRebalance(group::GroupRebalanceArgs),
+    /// Synchronous OffsetCommit throughput and latency, optionally with
+    /// concurrent committers.
+    OffsetCommit(group::OffsetCommitArgs),
+    /// Internal: one group member that consumes until killed (the victim of
+    /// group-failover).
+    #[command(hide = true)]
+    GroupMember(group::GroupMemberArgs),
 }
 
 /// Runs one `fjord perf` subcommand to completion.
@@ -43,6 +56,18 @@ pub(crate) async fn run(cmd: PerfCommand) -> anyhow::Result<()> {
         }
         PerfCommand::Consume(args) => {
             tokio::task::spawn_blocking(move || consume::run(args)).await?
+        }
+        PerfCommand::GroupFailover(args) => {
+            tokio::task::spawn_blocking(move || group::run_failover(args)).await?
+        }
+        PerfCommand::GroupRebalance(args) => {
+            tokio::task::spawn_blocking(move || group::run_rebalance(args)).await?
+        }
+        PerfCommand::OffsetCommit(args) => {
+            tokio::task::spawn_blocking(move || group::run_offset_commit(args)).await?
+        }
+        PerfCommand::GroupMember(args) => {
+            tokio::task::spawn_blocking(move || group::run_member(args)).await?
         }
     }
 }

@@ -19,15 +19,31 @@ const SOCKET_REQUEST_MAX_BYTES: i32 = 104_857_600;
 /// API ranges Fjord advertises (api key -> (min, max)).
 fn expected_ranges() -> BTreeMap<i16, (i16, i16)> {
     BTreeMap::from([
-        (18, (0, 4)), // ApiVersions
-        (3, (0, 12)), // Metadata
         (0, (0, 9)),  // Produce (v0-v2 advertised but refused, as Kafka 4 does)
-        (10, (0, 4)), // FindCoordinator
         (1, (4, 12)), // Fetch
         (2, (1, 7)),  // ListOffsets
+        (3, (0, 12)), // Metadata
+        (8, (2, 9)),  // OffsetCommit
+        (9, (1, 9)),  // OffsetFetch
+        (10, (0, 4)), // FindCoordinator
+        (11, (0, 9)), // JoinGroup
+        (12, (0, 4)), // Heartbeat
+        (13, (0, 5)), // LeaveGroup
+        (14, (0, 5)), // SyncGroup
+        (15, (0, 5)), // DescribeGroups
+        (16, (0, 5)), // ListGroups
+        (18, (0, 4)), // ApiVersions
         (19, (2, 7)), // CreateTopics
         (20, (1, 6)), // DeleteTopics
+        (21, (0, 2)), // DeleteRecords
         (32, (1, 4)), // DescribeConfigs
+        (33, (0, 2)), // AlterConfigs
+        (35, (0, 4)), // DescribeLogDirs (v0 is v1 on the wire)
+        (37, (0, 3)), // CreatePartitions
+        (42, (0, 2)), // DeleteGroups
+        (44, (0, 1)), // IncrementalAlterConfigs
+        (47, (0, 0)), // OffsetDelete
+        (60, (0, 1)), // DescribeCluster
     ])
 }
 

@@ -73,7 +73,13 @@ pub(crate) fn handle(
                 result.configs = entries
                     .into_iter()
                     .filter(|e| keys.is_none_or(|ks| ks.iter().any(|k| k.as_str() == e.name)))
-                    .map(|e| to_result(e, request.include_synonyms))
+                    .map(|e| {
+                        to_result(
+                            e,
+                            request.include_synonyms,
+                            resource.resource_type != RESOURCE_TOPIC,
+                        )
+                    })
                     .collect();
             }
             Err((code, message)) => {
@@ -111,14 +117,18 @@ fn broker_entries(broker: &Broker) -> Vec<ConfigEntry> {
         .collect()
 }
 
-fn to_result(entry: ConfigEntry, include_synonyms: bool) -> DescribeConfigsResourceResult {
+fn to_result(
+    entry: ConfigEntry,
+    include_synonyms: bool,
+    read_only: bool,
+) -> DescribeConfigsResourceResult {
     let mut r = DescribeConfigsResourceResult::default();
     r.name = str_bytes(entry.name.clone());
     r.value = Some(str_bytes(entry.value.clone()));
     r.config_source = entry.source as i8;
     r.config_type = entry.config_type as i8;
-    // Changing configs at runtime (AlterConfigs) is not served yet, so every value is fixed.
-    r.read_only = true;
+    // Topic configs change at runtime; broker keys are static until dynamic broker configs exist.
+    r.read_only = read_only;
     if include_synonyms {
         let mut s = DescribeConfigsSynonym::default();
         s.name = str_bytes(entry.name);

@@ -169,6 +169,11 @@ const CLUSTER_OPERATIONS: &[(Operation, u8)] = &[
     (Operation::IdempotentWrite, 12),
 ];
 
+/// Cluster operations the session may perform, shared with DescribeCluster.
+pub(crate) fn cluster_authorized_operations(broker: &Broker, ctx: &RequestContext<'_>) -> i32 {
+    authorized_operations(broker, ctx, Resource::Cluster, CLUSTER_OPERATIONS)
+}
+
 /// The bit field of operations the session may perform, as Metadata v8+ reports when asked.
 fn authorized_operations(
     broker: &Broker,

@@ -1,12 +1,17 @@
 //! One module per Kafka API. Each takes the decoded request and returns the response to encode;
 //! the version range each serves is listed in `fjord_protocol::api_versions`.
 
+pub(crate) mod alter_configs;
 pub(crate) mod api_versions;
+pub(crate) mod create_partitions;
 pub(crate) mod create_topics;
 pub(crate) mod delete_groups;
+pub(crate) mod delete_records;
 pub(crate) mod delete_topics;
+pub(crate) mod describe_cluster;
 pub(crate) mod describe_configs;
 pub(crate) mod describe_groups;
+pub(crate) mod describe_log_dirs;
 pub(crate) mod fetch;
 pub(crate) mod find_coordinator;
 pub(crate) mod groups;

@@ -1,0 +1,203 @@
+//! AlterConfigs (the legacy whole-set form) and IncrementalAlterConfigs (SET, DELETE, APPEND,
+//! SUBTRACT) for topics. Changes are validated as a whole, persisted, and applied to the logs
+//! at once.
+//!
+//! Broker resources are refused with INVALID_REQUEST: every broker key is static until dynamic
+//! broker configuration exists, so accepting the change would be a lie.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::{
+    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
+    AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::str_bytes;
+use crate::authorizer::{Operation, Resource};
+use crate::dispatch::RequestContext;
+use crate::error::topic_error;
+use crate::topic_config::is_list_config;
+use crate::Broker;
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+type Outcome = Result<(), (ResponseError, String)>;
+
+/// Applies `change` to the topic's current overrides and stores the result.
+fn alter_topic(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    change: impl FnOnce(&mut BTreeMap<String, String>) -> Outcome,
+) -> Outcome {
+    match resource_type {
+        RESOURCE_TOPIC => {}
+        RESOURCE_BROKER => {
+            return Err((
+                ResponseError::InvalidRequest,
+                "dynamic broker configuration is not supported yet; set broker keys in server.properties".into(),
+            ))
+        }
+        other => {
+            return Err((
+                ResponseError::InvalidRequest,
+                format!("resource type {other} has no alterable configs"),
+            ))
+        }
+    }
+    if !broker
+        .authorizer
+        .authorize(ctx.session, Operation::AlterConfigs, Resource::Topic(name))
+    {
+        return Err((
+            ResponseError::TopicAuthorizationFailed,
+            "not authorized".into(),
+        ));
+    }
+    let topic = broker.logs.topic(name).ok_or_else(|| {
+        (
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic `{name}` does not exist"),
+        )
+    })?;
+    let mut overrides = topic
+        .config
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .overrides
+        .clone();
+    change(&mut overrides)?;
+    broker
+        .logs
+        .alter_topic_config(name, overrides, validate_only)
+        .map_err(|e| (topic_error(&e), e.to_string()))
+}
+
+/// Legacy AlterConfigs: the given set replaces every override of the resource.
+pub(crate) fn handle(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
+    let mut response = AlterConfigsResponse::default();
+    for resource in request.resources {
+        let name = resource.resource_name.to_string();
+        let outcome = alter_topic(
+            broker,
+            ctx,
+            resource.resource_type,
+            &name,
+            request.validate_only,
+            |overrides| {
+                overrides.clear();
+                for c in &resource.configs {
+                    if let Some(v) = &c.value {
+                        overrides.insert(c.name.to_string(), v.to_string());
+                    }
+                }
+                Ok(())
+            },
+        );
+        let mut r = alter_configs_response::AlterConfigsResourceResponse::default();
+        r.resource_type = resource.resource_type;
+        r.resource_name = resource.resource_name;
+        if let Err((code, message)) = outcome {
+            r.error_code = code.code();
+            r.error_message = Some(str_bytes(message));
+        }
+        response.responses.push(r);
+    }
+    response
+}
+
+fn list_items(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// IncrementalAlterConfigs: each entry sets, deletes, appends to or subtracts from one key.
+pub(crate) fn handle_incremental(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let mut response = IncrementalAlterConfigsResponse::default();
+    for resource in request.resources {
+        let name = resource.resource_name.to_string();
+        let outcome = alter_topic(
+            broker,
+            ctx,
+            resource.resource_type,
+            &name,
+            request.validate_only,
+            |overrides| {
+                for c in &resource.configs {
+                    let key = c.name.to_string();
+                    let value = c.value.as_ref().map(StrBytes::to_string);
+                    match (c.config_operation, value) {
+                        (OP_SET, Some(v)) => {
+                            overrides.insert(key, v);
+                        }
+                        (OP_SET, None) => {
+                            return Err((
+                                ResponseError::InvalidRequest,
+                                format!("SET of `{key}` needs a value"),
+                            ))
+                        }
+                        (OP_DELETE, _) => {
+                            overrides.remove(&key);
+                        }
+                        (OP_APPEND | OP_SUBTRACT, _) if !is_list_config(&key) => return Err((
+                            ResponseError::InvalidConfig,
+                            format!(
+                                "`{key}` is not a list; APPEND and SUBTRACT apply to list configs"
+                            ),
+                        )),
+                        (op @ (OP_APPEND | OP_SUBTRACT), v) => {
+                            let current = overrides.get(&key).cloned().unwrap_or_default();
+                            let mut items = list_items(&current);
+                            for item in list_items(&v.unwrap_or_default()) {
+                                if op == OP_APPEND && !items.contains(&item) {
+                                    items.push(item);
+                                } else if op == OP_SUBTRACT {
+                                    items.retain(|i| *i != item);
+                                }
+                            }
+                            overrides.insert(key, items.join(","));
+                        }
+                        (op, _) => {
+                            return Err((
+                                ResponseError::InvalidRequest,
+                                format!("unknown config operation {op}"),
+                            ))
+                        }
+                    }
+                }
+                Ok(())
+            },
+        );
+        let mut r = incremental_alter_configs_response::AlterConfigsResourceResponse::default();
+        r.resource_type = resource.resource_type;
+        r.resource_name = resource.resource_name;
+        if let Err((code, message)) = outcome {
+            r.error_code = code.code();
+            r.error_message = Some(str_bytes(message));
+        }
+        response.responses.push(r);
+    }
+    response
+}

@@ -1,0 +1,64 @@
+//! DeleteRecords: move a partition's log start offset forward (offset -1 = high watermark).
+
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use kafka_protocol::ResponseError;
+
+use crate::authorizer::{Operation, Resource};
+use crate::dispatch::RequestContext;
+use crate::error::storage_error;
+use crate::partition::PartitionError;
+use crate::Broker;
+
+const HIGH_WATERMARK: i64 = -1;
+
+/// Deletes records below each requested offset.
+pub(crate) fn handle(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    request: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
+    let mut response = DeleteRecordsResponse::default();
+    for t in request.topics {
+        let name = t.name.to_string();
+        let topic = broker.logs.topic(&name);
+        let allowed =
+            broker
+                .authorizer
+                .authorize(ctx.session, Operation::Delete, Resource::Topic(&name));
+        let mut topic_result = DeleteRecordsTopicResult::default();
+        topic_result.name = t.name;
+        for p in t.partitions {
+            let mut r = DeleteRecordsPartitionResult::default();
+            r.partition_index = p.partition_index;
+            r.low_watermark = -1;
+            let partition = topic.as_ref().and_then(|t| t.partition(p.partition_index));
+            let outcome = match (allowed, partition) {
+                (false, _) => Err(ResponseError::TopicAuthorizationFailed),
+                (_, None) => Err(ResponseError::UnknownTopicOrPartition),
+                (_, Some(partition)) => partition
+                    .with_log(|log| {
+                        let target = if p.offset == HIGH_WATERMARK {
+                            log.log_end_offset()
+                        } else {
+                            p.offset
+                        };
+                        log.delete_records_before(target)
+                    })
+                    .map_err(|e| match e {
+                        PartitionError::Storage(e) => storage_error(&e),
+                        PartitionError::Closed(_) => ResponseError::UnknownTopicOrPartition,
+                    }),
+            };
+            match outcome {
+                Ok(low_watermark) => r.low_watermark = low_watermark,
+                Err(code) => r.error_code = code.code(),
+            }
+            topic_result.partitions.push(r);
+        }
+        response.topics.push(topic_result);
+    }
+    response
+}

@@ -1,0 +1,790 @@
+//! Consumer groups through librdkafka: work is split exactly once across
+//! members, rebalances spread partitions, dead members are evicted after the
+//! session timeout, committed offsets resume consumption (also across broker
+//! restarts), cooperative rebalances revoke only moving partitions, static
+//! members rejoin without a rebalance, and simple (assign-only) consumers
+//! commit and fetch offsets.
+
+mod common;
+#[path = "common/groups.rs"]
+mod group_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::*;
+use group_support::*;
+use rdkafka::consumer::{CommitMode, Consumer, RebalanceProtocol};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+const PARTITIONS: i32 = 6;
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(20);
+const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
+const CONSUME_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Entry point of the child-process group member used by the eviction test
+/// (see `ChildMember`). Does nothing unless run with its environment.
+#[test]
+#[ignore = "run as a child process by the session-timeout test"]
+fn child_group_member() {
+    if let Ok(spec) = std::env::var(CHILD_ENV) {
+        run_child_member(&spec);
+    }
+}
+
+fn assignments(members: &[&GroupMember]) -> Vec<BTreeSet<i32>> {
+    members.iter().map(|m| m.assignment()).collect()
+}
+
+fn sizes(assignments: &[BTreeSet<i32>]) -> Vec<usize> {
+    let mut sizes: Vec<usize> = assignments.iter().map(BTreeSet::len).collect();
+    sizes.sort_unstable();
+    sizes
+}
+
+fn total_received(members: &[&GroupMember]) -> usize {
+    members.iter().map(|m| m.state.record_count()).sum()
+}
+
+/// Waits until `members` together received at least `count` records, then
+/// polls on for `linger` so duplicates would show up too.
+fn wait_received(members: &[&GroupMember], count: usize, linger: Duration) {
+    wait_for(CONSUME_TIMEOUT, &format!("{count} records"), || {
+        let total = total_received(members);
+        if total >= count {
+            Ok(())
+        } else {
+            Err(format!(
+                "{total} received; per member {:?}, assignments {:?}",
+                members
+                    .iter()
+                    .map(|m| (m.name.clone(), m.state.record_count()))
+                    .collect::<Vec<_>>(),
+                assignments(members)
+            ))
+        }
+    });
+    std::thread::sleep(linger);
+}
+
+fn received(members: &[&GroupMember]) -> Vec<(String, Vec<(i32, i64)>)> {
+    members
+        .iter()
+        .map(|m| (m.name.clone(), m.state.records()))
+        .collect()
+}
+
+fn assert_no_member_errors(members: &[&GroupMember]) {
+    for member in members {
+        assert_eq!(
+            member.state.errors(),
+            Vec::<String>::new(),
+            "errors of member {}",
+            member.name
+        );
+    }
+}
+
+/// Asserts that each member received every record of `positions` that lies
+/// in one of its partitions (per `owned`, one assignment per member).
+fn assert_owners_received(
+    members: &[&GroupMember],
+    owned: &[BTreeSet<i32>],
+    positions: &[(i32, i64)],
+) {
+    for (member, partitions) in members.iter().zip(owned) {
+        let got: BTreeSet<(i32, i64)> = member.state.records().into_iter().collect();
+        let missing = positions
+            .iter()
+            .filter(|p| partitions.contains(&p.0) && !got.contains(p))
+            .count();
+        assert_eq!(
+            missing, 0,
+            "member {} owns {partitions:?} but missed {missing} of their records",
+            member.name
+        );
+    }
+}
+
+#[test]
+fn given_three_members_when_consuming_60k_records_should_deliver_each_exactly_once() {
+    let broker = start_group_broker(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = "orders";
+    let group = "three-members";
+    create_topic(&bootstrap, topic, PARTITIONS);
+    // Half the records exist before the group forms: members consume while
+    // the group rebalances around them (hand-overs commit on revoke).
+    let mut positions = fill_topic(&bootstrap, topic, PARTITIONS, 30_000, 1);
+
+    let members: Vec<GroupMember> = (0..3)
+        .map(|i| GroupMember::start(&bootstrap, group, topic, &format!("m{i}"), &[], true))
+        .collect();
+    let refs: Vec<&GroupMember> = members.iter().collect();
+    let stable = wait_for_stable_cover(
+        JOIN_TIMEOUT,
+        Duration::from_secs(1),
+        PARTITIONS,
+        "three members to share six partitions",
+        || assignments(&refs),
+    );
+    assert_eq!(
+        sizes(&stable),
+        vec![2, 2, 2],
+        "range assignment of 6 over 3"
+    );
+
+    // DescribeGroups (through ListGroups) shows the stable group.
+    let groups = consumer(&bootstrap)
+        .fetch_group_list(Some(group), CALL_TIMEOUT)
+        .expect("describe group");
+    let info = groups
+        .groups()
+        .iter()
+        .find(|g| g.name() == group)
+        .expect("group described");
+    assert_eq!(
+        (info.state(), info.protocol_type(), info.members().len()),
+        ("Stable", "consumer", 3),
+        "described group"
+    );
+
+    // The other half arrives while the group is stable: each member gets
+    // exactly the records of its own partitions.
+    let second = fill_topic(&bootstrap, topic, PARTITIONS, 30_000, 2);
+    positions.extend_from_slice(&second);
+    wait_received(&refs, 60_000, Duration::from_secs(2));
+
+    assert_eq!(assignments(&refs), stable, "no rebalance while stable");
+    assert_exactly_once(&positions, &received(&refs));
+    assert_owners_received(&refs, &stable, &second);
+    assert_no_member_errors(&refs);
+    for member in members {
+        member.close(CLOSE_TIMEOUT);
+    }
+}
+
+#[test]
+fn given_three_members_when_a_fourth_joins_should_spread_partitions_to_all_four() {
+    let broker = start_group_broker(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = "events";
+    let group = "grows-to-four";
+    create_topic(&bootstrap, topic, PARTITIONS);
+    let mut positions = fill_topic(&bootstrap, topic, PARTITIONS, 6_000, 3);
+
+    let mut members: Vec<GroupMember> = (0..3)
+        .map(|i| GroupMember::start(&bootstrap, group, topic, &format!("m{i}"), &[], true))
+        .collect();
+    {
+        let refs: Vec<&GroupMember> = members.iter().collect();
+        wait_for_stable_cover(
+            JOIN_TIMEOUT,
+            Duration::from_secs(1),
+            PARTITIONS,
+            "three members to share six partitions",
+            || assignments(&refs),
+        );
+        wait_received(&refs, 6_000, Duration::from_millis(500));
+    }
+
+    members.push(GroupMember::start(
+        &bootstrap,
+        group,
+        topic,
+        "m3",
+        &[],
+        true,
+    ));
+    let refs: Vec<&GroupMember> = members.iter().collect();
+    let stable = wait_for_stable_cover(
+        JOIN_TIMEOUT,
+        Duration::from_secs(1),
+        PARTITIONS,
+        "four members to share six partitions",
+        || assignments(&refs),
+    );
+    assert_eq!(
+        sizes(&stable),
+        vec![1, 1, 2, 2],
+        "range assignment of 6 over 4"
+    );
+
+    let second = fill_topic(&bootstrap, topic, PARTITIONS, 6_000, 4);
+    positions.extend_from_slice(&second);
+    wait_received(&refs, 12_000, Duration::from_secs(2));
+    assert_eq!(assignments(&refs), stable, "no rebalance while stable");
+    assert_exactly_once(&positions, &received(&refs));
+    assert_owners_received(&refs, &stable, &second);
+    assert!(
+        refs.iter()
+            .all(|m| m.state.records().iter().any(|p| second.contains(p))),
+        "every member consumed new records"
+    );
+    assert_no_member_errors(&refs);
+    for member in members {
+        member.close(CLOSE_TIMEOUT);
+    }
+}
+
+#[test]
+fn given_a_member_killed_without_leaving_when_session_times_out_should_move_its_partitions() {
+    const SESSION_MS: u64 = 3_000;
+    const MARGIN: Duration = Duration::from_secs(5);
+    let broker = start_group_broker(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = "evict";
+    let group = "loses-a-member";
+    create_topic(&bootstrap, topic, PARTITIONS);
+    let session = SESSION_MS.to_string();
+    let settings = [
+        ("session.timeout.ms", session.as_str()),
+        ("heartbeat.interval.ms", "300"),
+    ];
+
+    let a = GroupMember::start(&bootstrap, group, topic, "a", &settings, true);
+    let b = GroupMember::start(&bootstrap, group, topic, "b", &settings, true);
+    let mut child = ChildMember::spawn(&bootstrap, group, topic, SESSION_MS);
+    let stable = wait_for_stable_cover(
+        JOIN_TIMEOUT,
+        Duration::from_secs(1),
+        PARTITIONS,
+        "two members and a child process to share six partitions",
+        || vec![a.assignment(), b.assignment(), child.assignment()],
+    );
+    assert_eq!(
+        sizes(&stable),
+        vec![2, 2, 2],
+        "child output:\n{}",
+        child.output()
+    );
+    let child_partitions = stable[2].clone();
+
+    // SIGKILL: no LeaveGroup, the coordinator only notices when the
+    // session expires; then the survivors rebalance.
+    let killed_at = Instant::now();
+    child.kill();
+    let survivors = wait_for_stable_cover(
+        Duration::from_millis(SESSION_MS) + MARGIN + Duration::from_secs(20),
+        Duration::ZERO,
+        PARTITIONS,
+        "the survivors to take over the killed member's partitions",
+        || vec![a.assignment(), b.assignment()],
+    );
+    let took = killed_at.elapsed();
+    assert!(
+        took <= Duration::from_millis(SESSION_MS) + MARGIN,
+        "partitions moved {took:?} after the kill; session timeout is {SESSION_MS} ms"
+    );
+    assert_eq!(sizes(&survivors), vec![3, 3]);
+    let taken: BTreeSet<i32> = survivors
+        .iter()
+        .zip(&stable)
+        .flat_map(|(now, before)| now.difference(before).copied().collect::<Vec<_>>())
+        .collect();
+    assert_eq!(
+        taken, child_partitions,
+        "the survivors gained exactly the killed member's partitions"
+    );
+
+    // Records in every partition, including the dead member's, are consumed.
+    let refs = [&a, &b];
+    let survivors = wait_for_stable_cover(
+        JOIN_TIMEOUT,
+        Duration::from_secs(1),
+        PARTITIONS,
+        "the survivors to settle",
+        || assignments(&refs),
+    );
+    let positions = fill_topic(&bootstrap, topic, PARTITIONS, 600, 5);
+    wait_received(&refs, 600, Duration::from_secs(1));
+    assert_exactly_once(&positions, &received(&refs));
+    assert_owners_received(&refs, &survivors, &positions);
+    assert_no_member_errors(&refs);
+    a.close(CLOSE_TIMEOUT);
+    b.close(CLOSE_TIMEOUT);
+}
+
+/// Per partition: the offset after the last record in `records`.
+fn next_offsets(records: &[(i32, i64)]) -> BTreeMap<i32, i64> {
+    let mut next = BTreeMap::new();
+    for (partition, offset) in records {
+        let entry = next.entry(*partition).or_insert(0);
+        *entry = (*entry).max(offset + 1);
+    }
+    next
+}
+
+#[test]
+fn given_committed_offsets_when_the_group_restarts_should_continue_exactly_at_them() {
+    const TOTAL: usize = 9_000;
+    let broker = start_group_broker(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = "ledger";
+    let group = "resumes";
+    create_topic(&bootstrap, topic, 3);
+    let positions = fill_topic(&bootstrap, topic, 3, TOTAL, 6);
+
+    let first = group_consumer(&bootstrap, group, "first", &[], false);
+    first.subscribe(&[topic]).expect("subscribe");
+    let committed_part = poll_exactly(&first, 4_000, CONSUME_TIMEOUT);
+    first
+        .commit_consumer_state(CommitMode::Sync)
+        .expect("synchronous commit");
+    let expected = next_offsets(&committed_part);
+    let committed = first.committed(CALL_TIMEOUT).expect("committed offsets");
+    let committed: BTreeMap<i32, i64> = committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        committed, expected,
+        "committed offsets as the broker returns them"
+    );
+    // Read on without committing: these must be delivered again.
+    let uncommitted = poll_exactly(&first, 1_000, CONSUME_TIMEOUT);
+    assert_eq!(first.context().state.errors(), Vec::<String>::new());
+    close_within(first, CLOSE_TIMEOUT, "the first consumer");
+
+    let second = group_consumer(&bootstrap, group, "second", &[], false);
+    second.subscribe(&[topic]).expect("subscribe");
+    let rest = poll_exactly(&second, TOTAL - committed_part.len(), CONSUME_TIMEOUT);
+    let extra = poll_for(&second, Duration::from_secs(1));
+    assert_eq!(extra, vec![], "nothing beyond the uncommitted remainder");
+    for (partition, (first_offset, _)) in per_partition(&rest) {
+        assert_eq!(
+            first_offset,
+            expected.get(&partition).copied().unwrap_or(0),
+            "partition {partition} resumed at its committed offset"
+        );
+    }
+    let rest_set: BTreeSet<(i32, i64)> = rest.iter().copied().collect();
+    assert!(
+        uncommitted.iter().all(|p| rest_set.contains(p)),
+        "uncommitted records are delivered again"
+    );
+    assert_exactly_once(
+        &positions,
+        &[
+            ("first (committed)".into(), committed_part),
+            ("second".into(), rest),
+        ],
+    );
+    assert_eq!(second.context().state.errors(), Vec::<String>::new());
+    close_within(second, CLOSE_TIMEOUT, "the second consumer");
+}
+
+#[test]
+fn given_cooperative_sticky_when_a_member_joins_should_revoke_only_moving_partitions() {
+    let broker = start_group_broker(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = "cooperative";
+    let group = "incremental";
+    create_topic(&bootstrap, topic, PARTITIONS);
+    let cooperative = [("partition.assignment.strategy", "cooperative-sticky")];
+    let mut positions = fill_topic(&bootstrap, topic, PARTITIONS, 6_000, 7);
+
+    let a = GroupMember::start(&bootstrap, group, topic, "a", &cooperative, true);
+    let b = GroupMember::start(&bootstrap, group, topic, "b", &cooperative, true);
+    let before = wait_for_stable_cover(
+        JOIN_TIMEOUT,
+        Duration::from_secs(1),
+        PARTITIONS,
+        "two members to share six partitions",
+        || vec![a.assignment(), b.assignment()],
+    );
+    assert_eq!(sizes(&before), vec![3, 3]);
+    assert!(
+        a.with_consumer(CALL_TIMEOUT, |c| {
+            matches!(c.rebalance_protocol(), RebalanceProtocol::Cooperative)
+        }),
+        "librdkafka negotiated the cooperative protocol"
+    );
+    wait_received(&[&a, &b], 6_000, Duration::from_millis(500));
+    let marks = (a.state.event_count(), b.state.event_count());
+
+    let c = GroupMember::start(&bootstrap, group, topic, "c", &cooperative, true);
+    let refs = [&a, &b, &c];
+    let after = wait_for_stable_cover(
+        JOIN_TIMEOUT,
+        Duration::from_secs(2),
+        PARTITIONS,
+        "three members to share six partitions",
+        || assignments(&refs),
+    );
+    assert_eq!(sizes(&after), vec![2, 2, 2]);
+
+    let mut moved = BTreeSet::new();
+    for (index, (member, mark)) in [(&a, marks.0), (&b, marks.1)].into_iter().enumerate() {
+        let (old, new) = (&before[index], &after[index]);
+        assert!(
+            new.is_subset(old),
+            "{} kept a subset (sticky): {old:?} -> {new:?}",
+            member.name
+        );
+        let leaving: BTreeSet<i32> = old.difference(new).copied().collect();
+        let events = member.state.events()[mark..].to_vec();
+        let mut revoked = BTreeSet::new();
+        for event in &events {
+            match event {
+                RebalanceEvent::Revoke(partitions) => {
+                    assert!(
+                        partitions.is_subset(&leaving),
+                        "{} was asked to revoke {partitions:?} but only {leaving:?} move; events {events:?}",
+                        member.name
+                    );
+                    revoked.extend(partitions.iter().copied());
+                }
+                RebalanceEvent::Assign(partitions) => assert!(
+                    partitions.is_empty(),
+                    "{} was assigned {partitions:?} though it only loses partitions; events {events:?}",
+                    member.name
+                ),
+                RebalanceEvent::Error(err) => panic!("{} rebalance error {err}", member.name),
+            }
+        }
+        assert_eq!(
+            revoked, leaving,
+            "{} revoked exactly the moving partitions",
+            member.name
+        );
+        moved.extend(leaving);
+    }
+    assert_eq!(
+        after[2], moved,
+        "the new member got exactly the moved partitions"
+    );
+    let c_events = c.state.events();
+    assert!(
+        c_events
+            .iter()
+            .all(|e| !matches!(e, RebalanceEvent::Revoke(p) if !p.is_empty())),
+        "the new member never had to revoke: {c_events:?}"
+    );
+
+    let second = fill_topic(&bootstrap, topic, PARTITIONS, 6_000, 8);
+    positions.extend_from_slice(&second);
+    wait_received(&refs, 12_000, Duration::from_secs(1));
+    assert_exactly_once(&positions, &received(&refs));
+    assert_owners_received(&refs, &after, &second);
+    assert_no_member_errors(&refs);
+    for member in [a, b, c] {
+        member.close(CLOSE_TIMEOUT);
+    }
+}
+
+#[test]
+fn given_static_membership_when_a_member_restarts_within_session_should_not_rebalance_others() {
+    let broker = start_group_broker(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = "static";
+    let group = "static-members";
+    create_topic(&bootstrap, topic, PARTITIONS);
+    let settings = |id: &'static str| {
+        [
+            ("group.instance.id", id),
+            ("session.timeout.ms", "15000"),
+            ("heartbeat.interval.ms", "300"),
+        ]
+    };
+    let mut positions = fill_topic(&bootstrap, topic, PARTITIONS, 600, 9);
+
+    let a = GroupMember::start(&bootstrap, group, topic, "a", &settings("static-a"), true);
+    let b = GroupMember::start(&bootstrap, group, topic, "b", &settings("static-b"), true);
+    let stable = wait_for_stable_cover(
+        JOIN_TIMEOUT,
+        Duration::from_secs(1),
+        PARTITIONS,
+        "two static members to share six partitions",
+        || vec![a.assignment(), b.assignment()],
+    );
+    assert_eq!(sizes(&stable), vec![3, 3]);
+    wait_received(&[&a, &b], 600, Duration::from_millis(500));
+    let a_mark = a.state.event_count();
+
+    // Restart b: commit, close (a static member sends no LeaveGroup), and
+    // come back with the same group.instance.id well within the session.
+    b.with_consumer(CALL_TIMEOUT, |c| c.commit_consumer_state(CommitMode::Sync))
+        .expect("commit before restart");
+    let b_records = b.state.records();
+    b.close(CLOSE_TIMEOUT);
+    let b2 = GroupMember::start(
+        &bootstrap,
+        group,
+        topic,
+        "b-again",
+        &settings("static-b"),
+        true,
+    );
+    wait_for(
+        JOIN_TIMEOUT,
+        "the restarted static member's assignment",
+        || {
+            let got = b2.assignment();
+            if got == stable[1] {
+                Ok(())
+            } else {
+                Err(format!("{got:?}, events {:?}", b2.state.events()))
+            }
+        },
+    );
+    // Several heartbeat intervals: a rebalance would reach a by now.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        a.state.events()[a_mark..].to_vec(),
+        vec![],
+        "the other member saw no rebalance"
+    );
+    assert_eq!(a.assignment(), stable[0], "the other member's assignment");
+    assert_eq!(
+        b2.state.events(),
+        vec![RebalanceEvent::Assign(stable[1].clone())],
+        "the restarted member got its old partitions back in one assignment"
+    );
+
+    let second = fill_topic(&bootstrap, topic, PARTITIONS, 600, 10);
+    positions.extend_from_slice(&second);
+    let refs = [&a, &b2];
+    wait_received(&refs, 600 + 600 - b_records.len(), Duration::from_secs(1));
+    let mut all = received(&refs);
+    all.push(("b (before restart)".into(), b_records));
+    assert_exactly_once(&positions, &all);
+    assert_owners_received(&refs, &stable, &second);
+    assert_no_member_errors(&refs);
+    a.close(CLOSE_TIMEOUT);
+    b2.close(CLOSE_TIMEOUT);
+}
+
+/// Commits after consuming half the topic, restarts the broker (gracefully
+/// or with SIGKILL), and checks that the offsets, the group and the
+/// position of a new member survived.
+fn committed_offsets_survive_restart(kill: bool) {
+    const TOTAL: usize = 3_000;
+    let mut broker = start_group_broker(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = "durable-offsets";
+    let group = "survives-restart";
+    create_topic(&bootstrap, topic, 3);
+    let positions = fill_topic(&bootstrap, topic, 3, TOTAL, 11);
+
+    let first = group_consumer(&bootstrap, group, "first", &[], false);
+    first.subscribe(&[topic]).expect("subscribe");
+    let consumed = poll_exactly(&first, 1_500, CONSUME_TIMEOUT);
+    first
+        .commit_consumer_state(CommitMode::Sync)
+        .expect("synchronous commit");
+    let expected: BTreeMap<i32, Option<i64>> = (0..3)
+        .map(|p| (p, next_offsets(&consumed).get(&p).copied()))
+        .collect();
+    assert_eq!(
+        committed_with(&first, topic, 3, CALL_TIMEOUT).expect("committed offsets"),
+        expected
+    );
+    close_within(first, CLOSE_TIMEOUT, "the first consumer");
+
+    if kill {
+        broker.kill().expect("kill -9 the broker");
+    }
+    restart(&mut broker);
+
+    let second = group_consumer(&bootstrap, group, "second", &[], false);
+    // The coordinator may still be loading __consumer_offsets: retry.
+    wait_for(
+        Duration::from_secs(30),
+        "committed offsets after the restart",
+        || match committed_with(&second, topic, 3, CALL_TIMEOUT) {
+            Ok(got) if got == expected => Ok(()),
+            Ok(got) => Err(format!("got {got:?}, expected {expected:?}")),
+            Err(err) => Err(err.to_string()),
+        },
+    );
+    let groups = consumer(&bootstrap)
+        .fetch_group_list(Some(group), CALL_TIMEOUT)
+        .expect("describe group");
+    let info = groups
+        .groups()
+        .iter()
+        .find(|g| g.name() == group)
+        .expect("group described after the restart");
+    assert_eq!(
+        (info.state(), info.protocol_type(), info.members().len()),
+        ("Empty", "consumer", 0),
+        "the group after the restart"
+    );
+
+    second.subscribe(&[topic]).expect("subscribe");
+    let rest = poll_exactly(&second, TOTAL - consumed.len(), CONSUME_TIMEOUT);
+    assert_eq!(
+        poll_for(&second, Duration::from_secs(1)),
+        vec![],
+        "no extra records"
+    );
+    for (partition, (first_offset, _)) in per_partition(&rest) {
+        assert_eq!(
+            Some(first_offset),
+            Some(expected[&partition].unwrap_or(0)),
+            "partition {partition} resumed at its committed offset"
+        );
+    }
+    assert_exactly_once(
+        &positions,
+        &[
+            ("before restart".into(), consumed),
+            ("after restart".into(), rest),
+        ],
+    );
+    assert_eq!(second.context().state.errors(), Vec::<String>::new());
+    close_within(second, CLOSE_TIMEOUT, "the second consumer");
+}
+
+#[test]
+fn given_committed_offsets_when_broker_restarts_gracefully_should_resume_at_them() {
+    committed_offsets_survive_restart(false);
+}
+
+#[test]
+fn given_committed_offsets_when_broker_is_killed_and_restarted_should_resume_at_them() {
+    committed_offsets_survive_restart(true);
+}
+
+#[test]
+fn given_a_simple_consumer_with_group_id_when_committing_should_fetch_and_resume_from_offsets() {
+    let broker = start_group_broker(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = "simple";
+    let group = "simple-consumer";
+    create_topic(&bootstrap, topic, 3);
+    let positions = fill_topic(&bootstrap, topic, 3, 300, 12);
+
+    // assign(), never subscribe(): commits go out with generation -1.
+    let committer = group_consumer(&bootstrap, group, "committer", &[], false);
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..3 {
+        assignment
+            .add_partition_offset(topic, partition, Offset::Beginning)
+            .expect("add partition");
+    }
+    committer.assign(&assignment).expect("assign");
+    let mut commit = TopicPartitionList::new();
+    for (partition, offset) in [(0, 10), (1, 55), (2, 100)] {
+        commit
+            .add_partition_offset(topic, partition, Offset::Offset(offset))
+            .expect("add offset");
+        commit
+            .find_partition(topic, partition)
+            .expect("just added")
+            .set_metadata(format!("meta-{partition}"));
+    }
+    committer
+        .commit(&commit, CommitMode::Sync)
+        .expect("commit from a simple consumer");
+
+    // A fresh client of the same group fetches offsets and metadata.
+    let reader = group_consumer(&bootstrap, group, "reader", &[], false);
+    let mut query = TopicPartitionList::new();
+    for partition in 0..3 {
+        query.add_partition(topic, partition);
+    }
+    let fetched = reader
+        .committed_offsets(query.clone(), CALL_TIMEOUT)
+        .expect("fetch committed offsets");
+    let fetched: Vec<(i32, Offset, String)> = fetched
+        .elements()
+        .iter()
+        .map(|e| (e.partition(), e.offset(), e.metadata().to_string()))
+        .collect();
+    assert_eq!(
+        fetched,
+        vec![
+            (0, Offset::Offset(10), "meta-0".to_string()),
+            (1, Offset::Offset(55), "meta-1".to_string()),
+            (2, Offset::Offset(100), "meta-2".to_string()),
+        ]
+    );
+    // Another group has no offsets.
+    let stranger = group_consumer(&bootstrap, "another-group", "stranger", &[], false);
+    let none = committed_with(&stranger, topic, 3, CALL_TIMEOUT).expect("fetch");
+    assert_eq!(none, (0..3).map(|p| (p, None)).collect::<BTreeMap<_, _>>());
+
+    // Assigning at the stored offsets resumes exactly there.
+    let mut stored = TopicPartitionList::new();
+    for partition in 0..3 {
+        stored
+            .add_partition_offset(topic, partition, Offset::Stored)
+            .expect("add partition");
+    }
+    reader.assign(&stored).expect("assign at stored offsets");
+    let rest = poll_exactly(&reader, 90 + 45, CONSUME_TIMEOUT);
+    assert_eq!(
+        poll_for(&reader, Duration::from_secs(1)),
+        vec![],
+        "no extra records"
+    );
+    let expected: Vec<(i32, i64)> = positions
+        .iter()
+        .copied()
+        .filter(|(p, o)| (*p == 0 && *o >= 10) || (*p == 1 && *o >= 55))
+        .collect();
+    assert_exactly_once(&expected, &[("reader".into(), rest)]);
+
+    // Commits overwrite: move partition 0 forward and read it back.
+    let mut again = TopicPartitionList::new();
+    again
+        .add_partition_offset(topic, 0, Offset::Offset(99))
+        .expect("add offset");
+    committer
+        .commit(&again, CommitMode::Sync)
+        .expect("second commit");
+    assert_eq!(
+        committed_with(&reader, topic, 3, CALL_TIMEOUT).expect("fetch"),
+        BTreeMap::from([(0, Some(99)), (1, Some(55)), (2, Some(100))])
+    );
+    for (consumer, what) in [
+        (committer, "committer"),
+        (reader, "reader"),
+        (stranger, "stranger"),
+    ] {
+        assert_eq!(
+            consumer.context().state.errors(),
+            Vec::<String>::new(),
+            "{what}"
+        );
+        close_within(consumer, CLOSE_TIMEOUT, what);
+    }
+}
+
+#[test]
+fn scratch_close() {
+    let variant = std::env::var("SCRATCH").unwrap_or_default();
+    let broker = start_group_broker(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = "ledger";
+    create_topic(&bootstrap, topic, 3);
+    let total: usize = if variant.contains("big") { 9000 } else { 3000 };
+    fill_topic(&bootstrap, topic, 3, total, 6);
+    let first = group_consumer(&bootstrap, "g", "first", &[], false);
+    first.subscribe(&[topic]).expect("subscribe");
+    poll_exactly(
+        &first,
+        if variant.contains("big") { 4000 } else { 1500 },
+        CONSUME_TIMEOUT,
+    );
+    if variant.contains("commit") {
+        first
+            .commit_consumer_state(CommitMode::Sync)
+            .expect("commit");
+    }
+    if variant.contains("committed") {
+        first.committed(CALL_TIMEOUT).expect("committed");
+    }
+    if variant.contains("more") {
+        poll_exactly(&first, 1000, CONSUME_TIMEOUT);
+    }
+    let t = Instant::now();
+    close_within(first, CLOSE_TIMEOUT, "first");
+    eprintln!("SCRATCH {variant}: close took {:?}", t.elapsed());
+}
