@@ -99,6 +99,8 @@ pub struct BrokerConfig {
     pub offsets_retention_check_interval_ms: i64,
     /// `offset.metadata.max.bytes`.
     pub offset_metadata_max_bytes: i64,
+    /// `metrics.listener` (Fjord's own key): where `GET /metrics` is served, off when `None`.
+    pub metrics_listener: Option<SocketAddr>,
     /// The keys that were set explicitly, for DescribeConfigs' STATIC_BROKER_CONFIG source.
     pub explicit: BTreeMap<String, String>,
 }
@@ -139,6 +141,7 @@ impl Default for BrokerConfig {
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
+            metrics_listener: None,
             explicit: BTreeMap::new(),
         }
     }
@@ -217,6 +220,7 @@ const ACTED_ON: &[&str] = &[
     "offsets.retention.minutes",
     "offsets.retention.check.interval.ms",
     "offset.metadata.max.bytes",
+    "metrics.listener",
 ];
 
 impl BrokerConfig {
@@ -348,6 +352,9 @@ impl BrokerConfig {
         if let Some((k, v)) = get("offset.metadata.max.bytes") {
             config.offset_metadata_max_bytes = parse_int(k, v, 0, i32::MAX as i64)?;
         }
+        if let Some((k, v)) = get("metrics.listener") {
+            config.metrics_listener = parse_metrics_listener(k, v)?;
+        }
         if config.group_min_session_timeout_ms > config.group_max_session_timeout_ms {
             return Err(invalid(
                 "group.min.session.timeout.ms",
@@ -445,6 +452,32 @@ fn parse_listeners(key: &str, value: &str) -> Result<Vec<ListenerConfig>, Config
         return Err(invalid(key, value, "no listener given"));
     }
     Ok(out)
+}
+
+/// `http://host:port` (port 0 picks a free one); an empty value leaves the endpoint off.
+fn parse_metrics_listener(key: &str, value: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let rest = value
+        .strip_prefix("http://")
+        .ok_or_else(|| invalid(key, value, "expected http://host:port"))?;
+    let (host, port) = rest
+        .trim_end_matches('/')
+        .rsplit_once(':')
+        .ok_or_else(|| invalid(key, value, "expected http://host:port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| invalid(key, value, "port is not a number"))?;
+    let host = match host.trim_start_matches('[').trim_end_matches(']') {
+        "" => "0.0.0.0",
+        "localhost" => "127.0.0.1",
+        h => h,
+    };
+    let ip: std::net::IpAddr = host
+        .parse()
+        .map_err(|_| invalid(key, value, "host must be an IP address or localhost"))?;
+    Ok(Some(SocketAddr::new(ip, port)))
 }
 
 fn parse_advertised(key: &str, value: &str) -> Result<Vec<(String, String, u16)>, ConfigError> {
@@ -617,6 +650,28 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.log_retention_ms, 5);
+    }
+
+    #[test]
+    fn metrics_listener_is_off_by_default_and_parses() {
+        assert_eq!(BrokerConfig::default().metrics_listener, None);
+        let (c, warn) =
+            BrokerConfig::from_properties(&props(&[("metrics.listener", "http://localhost:0")]))
+                .unwrap();
+        assert!(warn.is_empty());
+        assert_eq!(c.metrics_listener.unwrap().to_string(), "127.0.0.1:0");
+        let (c, _) = BrokerConfig::from_properties(&props(&[("metrics.listener", "")])).unwrap();
+        assert_eq!(c.metrics_listener, None);
+        for bad in [
+            "127.0.0.1:9404",
+            "http://127.0.0.1",
+            "http://example.com:9404",
+        ] {
+            assert!(
+                BrokerConfig::from_properties(&props(&[("metrics.listener", bad)])).is_err(),
+                "{bad} accepted"
+            );
+        }
     }
 
     #[test]

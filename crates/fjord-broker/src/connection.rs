@@ -73,6 +73,7 @@ async fn serve(
     peer: SocketAddr,
     mut stop: broadcast::Receiver<()>,
 ) {
+    let _open = broker.metrics.connection_opened();
     let (mut reader, mut writer) = stream.into_split();
     let max_frame = broker.config.socket_request_max_bytes;
     let max_in_flight = broker.config.queued_max_requests;

@@ -83,7 +83,10 @@ pub(crate) async fn handle_frame(broker: &Broker, session: &Session, mut frame: 
     // The header's strings share the frame buffer; dropping it lets a produce take its records
     // without copying them.
     drop(header);
-    dispatch(broker, &ctx, pre.correlation_id, api_key, frame).await
+    let started = std::time::Instant::now();
+    let outcome = dispatch(broker, &ctx, pre.correlation_id, api_key, frame).await;
+    broker.metrics.record_request(api_key, started.elapsed());
+    outcome
 }
 
 fn unsupported(correlation_id: i32) -> Outcome {
@@ -160,6 +163,7 @@ async fn dispatch(
         ApiKey::Fetch => match decode(api_key, &mut body, v) {
             Ok(request) => {
                 let parts = handlers::fetch::handle(broker, ctx, request).await;
+                broker.metrics.record_fetch_response(&parts);
                 match encode_fetch_response(v, cid, &parts) {
                     Ok(chunks) => Outcome::Respond(chunks),
                     Err(e) => {
@@ -180,6 +184,7 @@ async fn dispatch(
         ApiKey::DeleteRecords => serve!(handlers::delete_records::handle),
         ApiKey::DescribeLogDirs => serve!(handlers::describe_log_dirs::handle),
         ApiKey::DescribeCluster => serve!(handlers::describe_cluster::handle),
+        ApiKey::InitProducerId => serve!(handlers::init_producer_id::handle),
         // The version table and this match are kept in step by a test; reaching here means an
         // api was listed without a handler.
         other => {

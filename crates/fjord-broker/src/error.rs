@@ -22,6 +22,26 @@ pub(crate) fn storage_error(e: &StorageError) -> ResponseError {
     }
 }
 
+/// The Kafka error for a failed partition operation.
+pub(crate) fn partition_error(e: &crate::partition::PartitionError) -> ResponseError {
+    use crate::partition::PartitionError;
+    match e {
+        PartitionError::Storage(e) => storage_error(e),
+        PartitionError::Closed(_) => ResponseError::UnknownTopicOrPartition,
+        PartitionError::Producer(e) => producer_error(e),
+    }
+}
+
+/// The Kafka error for a refused idempotent batch.
+pub(crate) fn producer_error(e: &crate::partition::ProducerError) -> ResponseError {
+    use crate::partition::ProducerError;
+    match e {
+        ProducerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        ProducerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        ProducerError::TransactionsUnsupported => ResponseError::InvalidTxnState,
+    }
+}
+
 /// The Kafka error for a failed topic operation.
 pub(crate) fn topic_error(e: &TopicError) -> ResponseError {
     match e {

@@ -31,7 +31,7 @@ use kafka_protocol::ResponseError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::error::storage_error;
+use crate::error::partition_error;
 use crate::log_manager::{now_ms, LogManager, Topic};
 use crate::partition::PartitionError;
 
@@ -191,7 +191,7 @@ fn read_all_records(topic: &Topic) -> Result<Vec<KeyValue>, fjord_storage::Stora
             let (plan, _) = match partition.read(offset, 1 << 20) {
                 Ok(r) => r,
                 Err(PartitionError::Storage(e)) => return Err(e),
-                Err(PartitionError::Closed(_)) => break,
+                Err(_) => break,
             };
             if plan.is_empty() {
                 break;
@@ -377,11 +377,11 @@ impl Runtime {
             })
             .collect();
         let mut batch = build_batch(&BatchSpec::default(), &specs);
-        let info = partition.append(&mut batch, now).map_err(|e| match e {
-            PartitionError::Storage(e) => storage_error(&e).code(),
+        let appended = partition.append(&mut batch, now).map_err(|e| match e {
             PartitionError::Closed(_) => ResponseError::NotCoordinator.code(),
+            e => partition_error(&e).code(),
         })?;
-        Ok((partition, info.last_offset + 1, logs))
+        Ok((partition, appended.last_offset() + 1, logs))
     }
 }
 

@@ -29,7 +29,10 @@ pub mod flusher;
 pub mod group_runtime;
 mod handlers;
 pub mod log_manager;
+pub mod metrics;
 pub mod partition;
+pub mod producer_ids;
+pub mod producer_state;
 pub mod topic_config;
 
 use std::net::SocketAddr;
@@ -80,10 +83,14 @@ pub struct Broker {
     pub logs: Arc<LogManager>,
     /// The consumer-group coordinator.
     pub groups: group_runtime::GroupCoordinatorHandle,
+    /// Idempotent producer ids.
+    pub producer_ids: producer_ids::ProducerIdManager,
     /// The authorization check handlers consult.
     pub authorizer: Authorizer,
     /// Where clients reach this broker, after binding (port 0 resolved).
     pub advertised: Vec<AdvertisedListener>,
+    /// Live counters and gauges for the `/metrics` endpoint.
+    pub metrics: metrics::BrokerMetrics,
 }
 
 /// A started broker; dropping it without [`RunningBroker::shutdown`] is an unclean stop.
@@ -158,15 +165,22 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
             offsets_topic_num_partitions: config.offsets_topic_num_partitions,
         },
     )?;
+    let producer_ids = producer_ids::ProducerIdManager::open(&config.log_dir)?;
     let broker = Arc::new(Broker {
         config: config.clone(),
         logs,
         groups,
+        producer_ids,
         authorizer: Authorizer,
         advertised,
+        metrics: metrics::BrokerMetrics::default(),
     });
     let (shutdown, _) = broadcast::channel(1);
     let (tasks_alive, tasks_done) = mpsc::channel(1);
+    if let Some(address) = config.metrics_listener {
+        let (stop, alive) = (shutdown.subscribe(), tasks_alive.clone());
+        metrics::http::start(broker.clone(), address, stop, alive).await?;
+    }
     let permits = Arc::new(Semaphore::new(config.max_connections));
     let mut local_addrs = Vec::new();
     for (name, listener, local) in listeners {

@@ -29,6 +29,7 @@
 
 mod record;
 
+pub(crate) use record::{assemble_batch, decode_record_section, encode_record, AssembleSpec};
 pub use record::{build_batch, decode_records, BatchSpec, Record, RecordHeader, RecordSpec};
 
 /// Size of the fixed v2 batch header; every batch is at least this long, so reading this many

@@ -6,6 +6,7 @@
 
 pub mod api_versions;
 pub mod batch;
+pub mod compression;
 pub mod fetch_frame;
 pub mod frame;
 pub mod request_shape;

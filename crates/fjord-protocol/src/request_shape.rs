@@ -273,6 +273,8 @@ const DESCRIBE_CLUSTER: &[Field] = &[f(I8, 0), f(I8, 1), f(I8, 2)];
 /// First flexible version of a request that has none.
 const NEVER_FLEXIBLE: i16 = i16::MAX;
 
+const INIT_PRODUCER_ID: &[Field] = &[f(Str, 0), f(I32, 0), f(I64, 3), f(I16, 3)];
+
 /// Schema and first flexible version of every served request.
 fn schema(api_key: ApiKey) -> Option<(&'static [Field], i16)> {
     Some(match api_key {
@@ -285,6 +287,7 @@ fn schema(api_key: ApiKey) -> Option<(&'static [Field], i16)> {
         ApiKey::DeleteTopics => (DELETE_TOPICS, 4),
         ApiKey::DescribeConfigs => (DESCRIBE_CONFIGS, 4),
         ApiKey::FindCoordinator => (FIND_COORDINATOR, 3),
+        ApiKey::InitProducerId => (INIT_PRODUCER_ID, 2),
         ApiKey::JoinGroup => (JOIN_GROUP, 6),
         ApiKey::SyncGroup => (SYNC_GROUP, 4),
         ApiKey::Heartbeat => (HEARTBEAT, 4),
@@ -581,6 +584,16 @@ mod tests {
                 let mut r = DescribeConfigsRequest::default();
                 r.resources = vec![res];
                 r.include_synonyms = version >= 1;
+                encode(&r, version)
+            }
+            ApiKey::InitProducerId => {
+                let mut r = InitProducerIdRequest::default();
+                r.transactional_id = Some(TransactionalId(s("txn-a")));
+                r.transaction_timeout_ms = 60_000;
+                if version >= 3 {
+                    r.producer_id = ProducerId(42);
+                    r.producer_epoch = 3;
+                }
                 encode(&r, version)
             }
             ApiKey::FindCoordinator => {

@@ -49,6 +49,7 @@
 //! ```
 
 pub mod checkpoint;
+pub mod cleaner;
 mod config;
 mod error;
 mod index;

@@ -167,7 +167,7 @@ pub struct Log {
     unsynced_dir_since: Option<i64>,
 }
 
-fn limits(config: &LogConfig) -> IndexLimits {
+pub(crate) fn limits(config: &LogConfig) -> IndexLimits {
     IndexLimits {
         interval_bytes: u64::from(config.index_interval_bytes),
         max_offset_entries: (config.segment_index_bytes as usize / 8).max(1),
@@ -223,6 +223,8 @@ impl Log {
         let config = config.validate()?;
         let limits = limits(&config);
         fs::create_dir_all(dir).ctx(IoVerb::Create, dir)?;
+        // A log cleaning pass interrupted after its commit point is finished first.
+        crate::cleaner::complete_swaps(dir)?;
 
         let mut bases = Vec::new();
         let mut index_files = Vec::new();
@@ -386,6 +388,43 @@ impl Log {
     fn active_mut(&mut self) -> &mut Segment {
         let last = self.segments.len() - 1;
         &mut self.segments[last]
+    }
+
+    /// All segments, oldest first, the last one active (for the log cleaner).
+    pub(crate) fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// Replaces `count` sealed segments starting at `first` with `replacement` (or with
+    /// nothing), after the log cleaner swapped files on disk. The active segment and the
+    /// log start offset are untouched.
+    pub(crate) fn replace_segments(
+        &mut self,
+        first: usize,
+        count: usize,
+        replacement: Option<Segment>,
+    ) {
+        assert!(
+            first + count < self.segments.len(),
+            "the active segment is never replaced"
+        );
+        let removed: Vec<Segment> = match replacement {
+            Some(seg) => {
+                self.size_bytes += seg.size;
+                self.segments
+                    .splice(first..first + count, std::iter::once(seg))
+                    .collect()
+            }
+            None => {
+                let removed: Vec<Segment> = self.segments.drain(first..first + count).collect();
+                if first > 0 {
+                    // As after a reopen: a sealed segment's range reaches its successor.
+                    self.segments[first - 1].next_offset = self.segments[first].base_offset;
+                }
+                removed
+            }
+        };
+        self.size_bytes -= removed.iter().map(|s| s.size).sum::<u64>();
     }
 
     /// The partition directory.

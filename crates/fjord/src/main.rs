@@ -1,5 +1,6 @@
 //! `fjord`: one binary for the broker and the tools around it.
 
+mod cli;
 mod groups;
 mod perf;
 mod properties;
@@ -26,6 +27,14 @@ enum Command {
     Perf(perf::PerfCommand),
     /// List, describe, delete consumer groups and reset their offsets (like kafka-consumer-groups.sh).
     Groups(groups::GroupsArgs),
+    /// Create, list, describe, alter and delete topics (like kafka-topics.sh).
+    Topics(cli::topics::TopicsArgs),
+    /// Describe and alter topic and broker configs (like kafka-configs.sh).
+    Configs(cli::configs::ConfigsArgs),
+    /// Produce lines from stdin or a file as records (like kafka-console-producer.sh).
+    Produce(cli::produce::ProduceArgs),
+    /// Print records of a topic (like kafka-console-consumer.sh).
+    Consume(cli::consume::ConsumeArgs),
 }
 
 #[tokio::main]
@@ -43,5 +52,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Server(args) => server::run(args).await,
         Command::Perf(cmd) => perf::run(cmd).await,
         Command::Groups(args) => groups::run(args).await,
+        Command::Topics(args) => cli::topics::run(args).await,
+        Command::Configs(args) => cli::configs::run(args).await,
+        Command::Produce(args) => cli::produce::run(args).await,
+        Command::Consume(args) => cli::consume::run(args).await,
     }
 }

@@ -277,15 +277,19 @@ fn given_a_member_killed_without_leaving_when_session_times_out_should_move_its_
         "partitions moved {took:?} after the kill; session timeout is {SESSION_MS} ms"
     );
     assert_eq!(sizes(&survivors), vec![3, 3]);
-    let taken: BTreeSet<i32> = survivors
-        .iter()
-        .zip(&stable)
-        .flat_map(|(now, before)| now.difference(before).copied().collect::<Vec<_>>())
-        .collect();
-    assert_eq!(
-        taken, child_partitions,
-        "the survivors gained exactly the killed member's partitions"
+    eprintln!("partitions of the killed member moved {took:?} after SIGKILL");
+    // Like Kafka, the coordinator does not evict on a closed connection: the
+    // member's last heartbeat was at most one heartbeat interval before the kill.
+    assert!(
+        took >= Duration::from_millis(SESSION_MS - 1_000),
+        "partitions moved {took:?} after the kill, before the {SESSION_MS} ms session could expire"
     );
+    for partition in &child_partitions {
+        assert!(
+            survivors.iter().any(|a| a.contains(partition)),
+            "partition {partition} of the killed member is owned again: {survivors:?}"
+        );
+    }
 
     // Records in every partition, including the dead member's, are consumed.
     let refs = [&a, &b];
@@ -303,6 +307,16 @@ fn given_a_member_killed_without_leaving_when_session_times_out_should_move_its_
     assert_no_member_errors(&refs);
     a.close(CLOSE_TIMEOUT);
     b.close(CLOSE_TIMEOUT);
+}
+
+/// (partition, offset, metadata) of each element; consumes the list, so that
+/// a list returned by librdkafka is freed at once (while it lives, it keeps
+/// the consumer's close from finishing).
+fn offsets_of(list: TopicPartitionList) -> Vec<(i32, Offset, String)> {
+    list.elements()
+        .iter()
+        .map(|e| (e.partition(), e.offset(), e.metadata().to_string()))
+        .collect()
 }
 
 /// Per partition: the offset after the last record in `records`.
@@ -332,15 +346,16 @@ fn given_committed_offsets_when_the_group_restarts_should_continue_exactly_at_th
         .commit_consumer_state(CommitMode::Sync)
         .expect("synchronous commit");
     let expected = next_offsets(&committed_part);
-    let committed = first.committed(CALL_TIMEOUT).expect("committed offsets");
-    let committed: BTreeMap<i32, i64> = committed
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some((e.partition(), o)),
-            _ => None,
-        })
-        .collect();
+    // Owned lists only: a list librdkafka returned holds references that
+    // keep rd_kafka_destroy (the consumer's close) waiting while it lives.
+    let committed: BTreeMap<i32, i64> =
+        offsets_of(first.committed(CALL_TIMEOUT).expect("committed offsets"))
+            .into_iter()
+            .filter_map(|(partition, offset, _)| match offset {
+                Offset::Offset(o) => Some((partition, o)),
+                _ => None,
+            })
+            .collect();
     assert_eq!(
         committed, expected,
         "committed offsets as the broker returns them"
@@ -689,14 +704,11 @@ fn given_a_simple_consumer_with_group_id_when_committing_should_fetch_and_resume
     for partition in 0..3 {
         query.add_partition(topic, partition);
     }
-    let fetched = reader
-        .committed_offsets(query.clone(), CALL_TIMEOUT)
-        .expect("fetch committed offsets");
-    let fetched: Vec<(i32, Offset, String)> = fetched
-        .elements()
-        .iter()
-        .map(|e| (e.partition(), e.offset(), e.metadata().to_string()))
-        .collect();
+    let fetched = offsets_of(
+        reader
+            .committed_offsets(query, CALL_TIMEOUT)
+            .expect("fetch committed offsets"),
+    );
     assert_eq!(
         fetched,
         vec![
@@ -758,33 +770,243 @@ fn given_a_simple_consumer_with_group_id_when_committing_should_fetch_and_resume
 }
 
 #[test]
-fn scratch_close() {
-    let variant = std::env::var("SCRATCH").unwrap_or_default();
+fn given_empty_and_live_groups_when_deleting_should_forget_only_the_empty_one() {
     let broker = start_group_broker(&[]);
     let bootstrap = broker.bootstrap();
-    let topic = "ledger";
-    create_topic(&bootstrap, topic, 3);
-    let total: usize = if variant.contains("big") { 9000 } else { 3000 };
-    fill_topic(&bootstrap, topic, 3, total, 6);
-    let first = group_consumer(&bootstrap, "g", "first", &[], false);
-    first.subscribe(&[topic]).expect("subscribe");
-    poll_exactly(
-        &first,
-        if variant.contains("big") { 4000 } else { 1500 },
-        CONSUME_TIMEOUT,
+    let topic = "deletable";
+    create_topic(&bootstrap, topic, 2);
+    fill_topic(&bootstrap, topic, 2, 200, 13);
+
+    let live = GroupMember::start(&bootstrap, "live", topic, "live", &[], false);
+    wait_for_stable_cover(
+        JOIN_TIMEOUT,
+        Duration::ZERO,
+        2,
+        "the live member's assignment",
+        || vec![live.assignment()],
     );
-    if variant.contains("commit") {
-        first
-            .commit_consumer_state(CommitMode::Sync)
-            .expect("commit");
+    // Offsets of a group without members, committed by a simple consumer.
+    let committer = group_consumer(&bootstrap, "idle", "committer", &[], false);
+    let mut commit = TopicPartitionList::new();
+    commit
+        .add_partition_offset(topic, 0, Offset::Offset(5))
+        .expect("add offset");
+    commit
+        .add_partition_offset(topic, 1, Offset::Offset(7))
+        .expect("add offset");
+    committer.commit(&commit, CommitMode::Sync).expect("commit");
+    drop(commit);
+    assert_eq!(
+        committed_with(&committer, topic, 2, CALL_TIMEOUT).expect("fetch"),
+        BTreeMap::from([(0, Some(5)), (1, Some(7))])
+    );
+
+    let admin = admin(&bootstrap);
+    let results = futures::executor::block_on(
+        admin.delete_groups(&["live", "idle", "never-existed"], &admin_options()),
+    )
+    .expect("DeleteGroups request");
+    assert_eq!(
+        results,
+        vec![
+            Err((
+                "live".to_string(),
+                rdkafka::types::RDKafkaErrorCode::NonEmptyGroup
+            )),
+            Ok("idle".to_string()),
+            Err((
+                "never-existed".to_string(),
+                rdkafka::types::RDKafkaErrorCode::GroupIdNotFound
+            )),
+        ]
+    );
+    assert_eq!(
+        committed_with(&committer, topic, 2, CALL_TIMEOUT).expect("fetch"),
+        BTreeMap::from([(0, None), (1, None)]),
+        "a deleted group's offsets are gone"
+    );
+    // The live group kept working.
+    assert_eq!(live.assignment(), BTreeSet::from([0, 1]));
+    let positions = fill_topic(&bootstrap, topic, 2, 20, 14);
+    wait_received(&[&live], 220, Duration::from_millis(500));
+    let got: BTreeSet<(i32, i64)> = live.state.records().into_iter().collect();
+    assert!(
+        positions.iter().all(|p| got.contains(p)),
+        "live group still consumes"
+    );
+    close_within(committer, CLOSE_TIMEOUT, "the committer");
+    live.close(CLOSE_TIMEOUT);
+}
+
+#[test]
+fn given_many_groups_when_broker_is_killed_should_reload_latest_offsets_and_deletions() {
+    const GROUPS: usize = 30;
+    let mut broker = start_group_broker(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = "many-groups";
+    create_topic(&bootstrap, topic, 3);
+    fill_topic(&bootstrap, topic, 3, 600, 15);
+
+    let commit = |group: &str, offsets: &[(i32, i64)]| {
+        let consumer = group_consumer(&bootstrap, group, "committer", &[], false);
+        let mut list = TopicPartitionList::new();
+        for (partition, offset) in offsets {
+            list.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                .expect("add offset");
+        }
+        consumer
+            .commit(&list, CommitMode::Sync)
+            .unwrap_or_else(|err| panic!("commit for {group}: {err}"));
+        drop(list);
+        close_within(consumer, CLOSE_TIMEOUT, group);
+    };
+    let mut expected: BTreeMap<String, BTreeMap<i32, Option<i64>>> = BTreeMap::new();
+    for g in 0..GROUPS {
+        let group = format!("group-{g}");
+        let first: Vec<(i32, i64)> = (0..3).map(|p| (p, (g as i64) + p as i64)).collect();
+        commit(&group, &first);
+        let mut offsets: BTreeMap<i32, Option<i64>> =
+            first.iter().map(|(p, o)| (*p, Some(*o))).collect();
+        if g % 2 == 0 {
+            // Overwrite one partition: the later commit must win on reload.
+            commit(&group, &[(1, 100 + g as i64)]);
+            offsets.insert(1, Some(100 + g as i64));
+        }
+        expected.insert(group, offsets);
     }
-    if variant.contains("committed") {
-        first.committed(CALL_TIMEOUT).expect("committed");
+    // Deleted groups must stay deleted (tombstones honoured on reload)...
+    let deleted: Vec<String> = (0..5).map(|g| format!("group-{g}")).collect();
+    let names: Vec<&str> = deleted.iter().map(String::as_str).collect();
+    let results =
+        futures::executor::block_on(admin(&bootstrap).delete_groups(&names, &admin_options()))
+            .expect("DeleteGroups request");
+    assert_eq!(
+        results,
+        deleted.iter().map(|g| Ok(g.clone())).collect::<Vec<_>>()
+    );
+    for group in &deleted {
+        expected.insert(group.clone(), (0..3).map(|p| (p, None)).collect());
     }
-    if variant.contains("more") {
-        poll_exactly(&first, 1000, CONSUME_TIMEOUT);
+    // ...unless offsets are committed again after the deletion.
+    commit("group-0", &[(2, 7)]);
+    expected.insert(
+        "group-0".into(),
+        BTreeMap::from([(0, None), (1, None), (2, Some(7))]),
+    );
+
+    let check = |when: &str| {
+        for (group, offsets) in &expected {
+            let consumer = group_consumer(&bootstrap, group, "reader", &[], false);
+            wait_for(
+                Duration::from_secs(30),
+                &format!("offsets of {group} {when}"),
+                || match committed_with(&consumer, topic, 3, CALL_TIMEOUT) {
+                    Ok(got) if got == *offsets => Ok(()),
+                    Ok(got) => Err(format!("got {got:?}, expected {offsets:?}")),
+                    Err(err) => Err(err.to_string()),
+                },
+            );
+            close_within(consumer, CLOSE_TIMEOUT, group);
+        }
+    };
+    check("before the restart");
+    broker.kill().expect("kill -9 the broker");
+    restart(&mut broker);
+    check("after kill -9 and restart");
+}
+
+#[test]
+fn given_a_static_member_when_a_second_instance_uses_its_id_should_fence_the_first() {
+    let broker = start_group_broker(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = "fencing";
+    let group = "fenced";
+    create_topic(&bootstrap, topic, PARTITIONS);
+    let settings = [
+        ("group.instance.id", "the-one"),
+        ("session.timeout.ms", "10000"),
+        ("heartbeat.interval.ms", "300"),
+    ];
+    let old = GroupMember::start(&bootstrap, group, topic, "old", &settings, false);
+    wait_for_stable_cover(
+        JOIN_TIMEOUT,
+        Duration::ZERO,
+        PARTITIONS,
+        "the first instance",
+        || vec![old.assignment()],
+    );
+
+    let new = GroupMember::start(&bootstrap, group, topic, "new", &settings, false);
+    wait_for_stable_cover(
+        JOIN_TIMEOUT,
+        Duration::ZERO,
+        PARTITIONS,
+        "the second instance",
+        || vec![new.assignment()],
+    );
+    wait_for(
+        Duration::from_secs(15),
+        "the first instance to be fenced",
+        || {
+            let errors = old.state.errors();
+            if errors.iter().any(|e| e.to_lowercase().contains("fenced")) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "errors {errors:?}, events {:?}",
+                    old.state.events()
+                ))
+            }
+        },
+    );
+    // The new instance keeps the partitions; it saw no error itself.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(new.assignment(), (0..PARTITIONS).collect::<BTreeSet<_>>());
+    assert_eq!(new.state.errors(), Vec::<String>::new());
+    let positions = fill_topic(&bootstrap, topic, PARTITIONS, 60, 16);
+    wait_received(&[&new], 60, Duration::from_millis(500));
+    assert_exactly_once(&positions, &[("new".into(), new.state.records())]);
+    old.close(CLOSE_TIMEOUT);
+    new.close(CLOSE_TIMEOUT);
+}
+
+#[test]
+fn given_session_timeouts_outside_the_broker_bounds_when_joining_should_be_refused() {
+    let broker = start_group_broker(&[("group.max.session.timeout.ms", "20000")]);
+    let bootstrap = broker.bootstrap();
+    let topic = "bounds";
+    create_topic(&bootstrap, topic, 1);
+    for (session, heartbeat) in [("500", "100"), ("30000", "1000")] {
+        let member = GroupMember::start(
+            &bootstrap,
+            &format!("bounds-{session}"),
+            topic,
+            &format!("session-{session}"),
+            &[
+                ("session.timeout.ms", session),
+                ("heartbeat.interval.ms", heartbeat),
+            ],
+            false,
+        );
+        wait_for(
+            Duration::from_secs(15),
+            &format!("session.timeout.ms={session} to be refused"),
+            || {
+                let errors = member.state.errors();
+                if errors
+                    .iter()
+                    .any(|e| e.to_lowercase().contains("session timeout"))
+                {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "errors {errors:?}, assignment {:?}",
+                        member.assignment()
+                    ))
+                }
+            },
+        );
+        assert_eq!(member.assignment(), BTreeSet::new(), "never joined");
+        member.close(CLOSE_TIMEOUT);
     }
-    let t = Instant::now();
-    close_within(first, CLOSE_TIMEOUT, "first");
-    eprintln!("SCRATCH {variant}: close took {:?}", t.elapsed());
 }

@@ -36,6 +36,7 @@ fn expected_ranges() -> BTreeMap<i16, (i16, i16)> {
         (19, (2, 7)), // CreateTopics
         (20, (1, 6)), // DeleteTopics
         (21, (0, 2)), // DeleteRecords
+        (22, (0, 4)), // InitProducerId
         (32, (1, 4)), // DescribeConfigs
         (33, (0, 2)), // AlterConfigs
         (35, (0, 4)), // DescribeLogDirs (v0 is v1 on the wire)

@@ -161,12 +161,14 @@ pub(crate) fn handle_incremental(
                         (OP_DELETE, _) => {
                             overrides.remove(&key);
                         }
-                        (OP_APPEND | OP_SUBTRACT, _) if !is_list_config(&key) => return Err((
-                            ResponseError::InvalidConfig,
-                            format!(
+                        (OP_APPEND | OP_SUBTRACT, _) if !is_list_config(&key) => {
+                            return Err((
+                                ResponseError::InvalidConfig,
+                                format!(
                                 "`{key}` is not a list; APPEND and SUBTRACT apply to list configs"
                             ),
-                        )),
+                            ))
+                        }
                         (op @ (OP_APPEND | OP_SUBTRACT), v) => {
                             let current = overrides.get(&key).cloned().unwrap_or_default();
                             let mut items = list_items(&current);

@@ -8,8 +8,7 @@ use kafka_protocol::ResponseError;
 
 use crate::authorizer::{Operation, Resource};
 use crate::dispatch::RequestContext;
-use crate::error::storage_error;
-use crate::partition::PartitionError;
+use crate::error::partition_error;
 use crate::Broker;
 
 const HIGH_WATERMARK: i64 = -1;
@@ -47,10 +46,7 @@ pub(crate) fn handle(
                         };
                         log.delete_records_before(target)
                     })
-                    .map_err(|e| match e {
-                        PartitionError::Storage(e) => storage_error(&e),
-                        PartitionError::Closed(_) => ResponseError::UnknownTopicOrPartition,
-                    }),
+                    .map_err(|e| partition_error(&e)),
             };
             match outcome {
                 Ok(low_watermark) => r.low_watermark = low_watermark,

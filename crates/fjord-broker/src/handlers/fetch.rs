@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::authorizer::{Operation, Resource};
 use crate::dispatch::RequestContext;
-use crate::error::storage_error;
+use crate::error::{partition_error, storage_error};
 use crate::partition::{Partition, PartitionError};
 use crate::Broker;
 
@@ -90,6 +90,7 @@ pub(crate) async fn handle(
         if bytes >= min_bytes || has_error || now >= deadline || watches.is_empty() {
             return response;
         }
+        let _delayed = broker.metrics.delayed(crate::metrics::Purgatory::Fetch);
         let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             // Deadline passed: one last read so data that arrived meanwhile is not held back.
@@ -168,9 +169,7 @@ fn read_partition(w: &Wanted, remaining: usize, first_with_data: bool) -> Partit
                 .map(|o| (o.log_start_offset, o.log_end_offset));
             return Err((storage_error(&e), offsets));
         }
-        Err(PartitionError::Closed(_)) => {
-            return Err((ResponseError::UnknownTopicOrPartition, None))
-        }
+        Err(e) => return Err((partition_error(&e), None)),
     };
     // The storage layer always yields one whole batch; beyond the first partition with data a
     // batch that does not fit waits for the next fetch.

@@ -7,8 +7,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
 use crate::dispatch::RequestContext;
-use crate::error::storage_error;
-use crate::partition::PartitionError;
+use crate::error::partition_error;
 use crate::Broker;
 
 const LATEST: i64 = -1;
@@ -52,10 +51,7 @@ pub(crate) fn handle(
                             _ => None,
                         })
                     })
-                    .map_err(|e| match e {
-                        PartitionError::Storage(e) => storage_error(&e),
-                        PartitionError::Closed(_) => ResponseError::UnknownTopicOrPartition,
-                    }),
+                    .map_err(|e| partition_error(&e)),
             };
             match result {
                 Ok(Some((offset, timestamp))) => {

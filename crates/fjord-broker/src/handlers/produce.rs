@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use fjord_protocol::batch::{BatchIter, Compression};
-use fjord_storage::AppendInfo;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
@@ -12,9 +11,9 @@ use kafka_protocol::ResponseError;
 use super::str_bytes;
 use crate::authorizer::{Operation, Resource};
 use crate::dispatch::RequestContext;
-use crate::error::storage_error;
+use crate::error::partition_error;
 use crate::log_manager::{now_ms, validate_topic_name};
-use crate::partition::{Partition, PartitionError};
+use crate::partition::{Appended, Partition};
 use crate::Broker;
 use std::sync::Arc;
 
@@ -49,7 +48,7 @@ fn append(
     records: bytes::Bytes,
     api_version: i16,
     now: i64,
-) -> Result<AppendInfo, (ResponseError, Option<String>)> {
+) -> Result<Appended, (ResponseError, Option<String>)> {
     if let Some((code, message)) = refuse_client_batches(&records, api_version) {
         return Err((code, Some(message)));
     }
@@ -57,14 +56,9 @@ fn append(
     let mut owned = records
         .try_into_mut()
         .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-    partition.append(&mut owned, now).map_err(|e| match e {
-        PartitionError::Storage(e) => {
-            tracing::debug!(partition = %partition.name, error = %e, "produce refused");
-            (storage_error(&e), Some(e.to_string()))
-        }
-        e @ PartitionError::Closed(_) => {
-            (ResponseError::UnknownTopicOrPartition, Some(e.to_string()))
-        }
+    partition.append(&mut owned, now).map_err(|e| {
+        tracing::debug!(partition = %partition.name, error = %e, "produce refused");
+        (partition_error(&e), Some(e.to_string()))
     })
 }
 
@@ -115,16 +109,29 @@ pub(crate) async fn handle(
                     Some("the partition carries no record batches".to_string()),
                 )),
                 (_, _, Some(partition), Some(records)) => {
-                    append(partition, records, ctx.api_version, now).map(|info| {
-                        p.base_offset = info.first_offset;
-                        p.log_append_time_ms = info.log_append_time.unwrap_or(-1);
-                        p.log_start_offset = info.log_start_offset;
+                    append(partition, records, ctx.api_version, now).map(|appended| {
+                        p.base_offset = appended.first_offset();
+                        match &appended {
+                            Appended::New(info) => {
+                                broker
+                                    .metrics
+                                    .record_append(&name, info.bytes, info.record_count);
+                                p.log_append_time_ms = info.log_append_time.unwrap_or(-1);
+                                p.log_start_offset = info.log_start_offset;
+                            }
+                            Appended::Duplicate(_) => {
+                                p.log_start_offset = partition
+                                    .offsets()
+                                    .map(|o| o.log_start_offset)
+                                    .unwrap_or(-1);
+                            }
+                        }
                         if acks == -1 {
                             pending.push(PendingDurability {
                                 topic: ti,
                                 partition: pi,
                                 handle: partition.clone(),
-                                end_offset: info.last_offset + 1,
+                                end_offset: appended.last_offset() + 1,
                             });
                         }
                     })
@@ -142,6 +149,7 @@ pub(crate) async fn handle(
         return None;
     }
     if !pending.is_empty() {
+        let _delayed = broker.metrics.delayed(crate::metrics::Purgatory::Produce);
         let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
         for p in &pending {
             broker.logs.flusher().request(p.handle.clone());

@@ -2,15 +2,17 @@
 //!
 //! The broker never needs this on the produce/fetch path (batches are stored as sent); it is
 //! for tests, for the broker's own internal records (offsets, transaction markers) and for
-//! compaction, which must look at keys. Compressed batches are refused for now.
+//! compaction, which must look at keys. Compressed batches are decoded and built by
+//! [`crate::compression`], which reuses the record codec here.
 //!
 //! Record layout (lengths are zigzag varints, timestamp delta a zigzag varlong):
 //! `length, attributes i8, timestampDelta, offsetDelta, keyLen, key, valueLen, value,
 //! headerCount, [headerKeyLen, headerKey, headerValueLen, headerValue]*`.
 
 use super::{
-    compute_crc, validate_batch, BatchError, Compression, TimestampType, BATCH_HEADER_LEN,
-    CONTROL_BIT, CRC_POS, LOG_OVERHEAD, MAGIC_V2, TIMESTAMP_TYPE_BIT, TRANSACTIONAL_BIT,
+    compute_crc, validate_batch, BatchError, BatchHeader, Compression, TimestampType,
+    BATCH_HEADER_LEN, CONTROL_BIT, CRC_POS, LOG_OVERHEAD, MAGIC_V2, TIMESTAMP_TYPE_BIT,
+    TRANSACTIONAL_BIT,
 };
 
 /// A record header (Kafka: a `String` key and a nullable byte value), carried through
@@ -247,21 +249,33 @@ impl<'a> Cursor<'a> {
 /// Decodes every record of one whole, uncompressed batch (after full validation, CRC
 /// included, so corrupt bytes from disk are never interpreted).
 ///
-/// Returns [`BatchError::CompressedRecords`] for compressed batches until codecs land.
+/// Returns [`BatchError::CompressedRecords`] for compressed batches; use
+/// [`crate::compression::decode_records_any`] for those.
 pub fn decode_records(batch: &[u8]) -> Result<Vec<Record>, BatchError> {
     let header = validate_batch(batch)?;
     let compression = header.compression()?;
     if compression != Compression::None {
         return Err(BatchError::CompressedRecords(compression));
     }
+    decode_record_section(&header, &batch[BATCH_HEADER_LEN..])
+}
+
+/// Parses `header.records_count` records from an uncompressed records section (the bytes
+/// after the header, or the decompressed payload of a compressed batch). The caller has
+/// validated `header`.
+pub(crate) fn decode_record_section(
+    header: &BatchHeader,
+    section: &[u8],
+) -> Result<Vec<Record>, BatchError> {
     let log_append_time = header.timestamp_type() == TimestampType::LogAppendTime;
     let mut cursor = Cursor {
-        buf: &batch[BATCH_HEADER_LEN..],
+        buf: section,
         pos: 0,
     };
     // records_count was validated non-negative; cap the pre-allocation by what the bytes can
     // hold (a record is at least 7 bytes) so a lying count cannot exhaust memory.
-    let count = header.records_count as usize;
+    let count = usize::try_from(header.records_count)
+        .map_err(|_| BatchError::InvalidRecordCount(header.records_count))?;
     let mut records = Vec::with_capacity(count.min(cursor.buf.len() / 7 + 1));
     for index in 0..count {
         let malformed = |reason| BatchError::MalformedRecord { index, reason };
@@ -318,4 +332,81 @@ pub fn decode_records(batch: &[u8]) -> Result<Vec<Record>, BatchError> {
         });
     }
     Ok(records)
+}
+
+/// Header fields of a batch assembled around an already-encoded (possibly compressed)
+/// records section, for builders that control offsets and codecs themselves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AssembleSpec {
+    pub(crate) spec: BatchSpec,
+    pub(crate) compression: Compression,
+    pub(crate) last_offset_delta: i32,
+    pub(crate) base_timestamp: i64,
+    pub(crate) max_timestamp: i64,
+    pub(crate) records_count: i32,
+}
+
+/// Writes the 61-byte header described by `a`, then `section`, and fills in batchLength and
+/// the CRC.
+pub(crate) fn assemble_batch(a: &AssembleSpec, section: &[u8]) -> Vec<u8> {
+    let spec = &a.spec;
+    let mut out = Vec::with_capacity(BATCH_HEADER_LEN + section.len());
+    out.extend_from_slice(&spec.base_offset.to_be_bytes());
+    out.extend_from_slice(&0i32.to_be_bytes()); // batchLength, patched below
+    out.extend_from_slice(&spec.partition_leader_epoch.to_be_bytes());
+    out.push(MAGIC_V2 as u8);
+    out.extend_from_slice(&0u32.to_be_bytes()); // crc, patched below
+    let mut attributes = a.compression.id();
+    if spec.timestamp_type == TimestampType::LogAppendTime {
+        attributes |= TIMESTAMP_TYPE_BIT;
+    }
+    if spec.is_transactional {
+        attributes |= TRANSACTIONAL_BIT;
+    }
+    if spec.is_control {
+        attributes |= CONTROL_BIT;
+    }
+    out.extend_from_slice(&attributes.to_be_bytes());
+    out.extend_from_slice(&a.last_offset_delta.to_be_bytes());
+    out.extend_from_slice(&a.base_timestamp.to_be_bytes());
+    out.extend_from_slice(&a.max_timestamp.to_be_bytes());
+    out.extend_from_slice(&spec.producer_id.to_be_bytes());
+    out.extend_from_slice(&spec.producer_epoch.to_be_bytes());
+    out.extend_from_slice(&spec.base_sequence.to_be_bytes());
+    out.extend_from_slice(&a.records_count.to_be_bytes());
+    debug_assert_eq!(out.len(), BATCH_HEADER_LEN);
+    out.extend_from_slice(section);
+    let batch_length = len_i32(out.len() - LOG_OVERHEAD);
+    out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    let crc = compute_crc(&out);
+    out[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// Appends one length-prefixed record to a records section; `scratch` is reused between
+/// calls to avoid an allocation per record.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn encode_record(
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    attributes: i8,
+    timestamp_delta: i64,
+    offset_delta: i32,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[RecordHeader],
+) {
+    scratch.clear();
+    scratch.push(attributes as u8);
+    put_varlong(scratch, timestamp_delta);
+    put_varint(scratch, offset_delta);
+    put_bytes(scratch, key);
+    put_bytes(scratch, value);
+    put_varint(scratch, len_i32(headers.len()));
+    for h in headers {
+        put_bytes(scratch, Some(h.key.as_bytes()));
+        put_bytes(scratch, h.value.as_deref());
+    }
+    put_varint(out, len_i32(scratch.len()));
+    out.extend_from_slice(scratch);
 }

@@ -124,8 +124,9 @@ impl ClientSettings {
             return;
         }
         if JAVA_ONLY_KEYS.contains(&key) {
-            self.notes
-                .push(format!("ignoring {key}: a Java client setting librdkafka does not know"));
+            self.notes.push(format!(
+                "ignoring {key}: a Java client setting librdkafka does not know"
+            ));
             return;
         }
         self.entries.retain(|(k, _)| k != key);
@@ -201,7 +202,10 @@ impl ClientContext for QuietContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!(target: "librdkafka", "client error: {error}: {reason}");
-        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(reason.to_string());
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(reason.to_string());
     }
 }
 
@@ -263,35 +267,6 @@ pub(crate) fn admin_options() -> rdkafka::admin::AdminOptions {
     rdkafka::admin::AdminOptions::new()
         .request_timeout(Some(ADMIN_TIMEOUT))
         .operation_timeout(Some(ADMIN_TIMEOUT))
-}
-
-/// Renders rows as left-aligned columns separated by two spaces (the last
-/// column is not padded), like Kafka's tables.
-pub(crate) fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let columns = header.len();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate().take(columns) {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let header_cells: Vec<String> = header.iter().map(|h| h.to_string()).collect();
-    for row in std::iter::once(&header_cells).chain(rows) {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate().take(columns) {
-            if i + 1 == columns {
-                line.push_str(cell);
-            } else {
-                line.push_str(cell);
-                let pad = widths[i] - cell.chars().count() + 2;
-                line.extend(std::iter::repeat_n(' ', pad));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 /// Bytes as text: UTF-8 when valid, otherwise with invalid sequences replaced.
@@ -446,21 +421,6 @@ mod tests {
         assert_eq!(s.bootstrap(None), "file:1");
         assert_eq!(s.bootstrap(Some("flag:1")), "flag:1");
         assert_eq!(ClientSettings::default().bootstrap(None), DEFAULT_BOOTSTRAP);
-    }
-
-    #[test]
-    fn table_rendering() {
-        let t = render_table(
-            &["TOPIC", "PARTITION", "X"],
-            &[
-                vec!["a".into(), "0".into(), "".into()],
-                vec!["long-name".into(), "10".into(), "z".into()],
-            ],
-        );
-        assert_eq!(
-            t,
-            "TOPIC      PARTITION  X\na          0\nlong-name  10         z\n"
-        );
     }
 
     #[test]

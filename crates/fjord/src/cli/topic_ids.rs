@@ -22,7 +22,11 @@ const RESPONSE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// Topic name -> id (UUID text) from the first reachable bootstrap server.
 pub(super) fn fetch(bootstrap: &str) -> BTreeMap<String, String> {
-    for server in bootstrap.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for server in bootstrap
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         match fetch_from(server) {
             Ok(ids) => return ids,
             Err(e) => tracing::debug!("topic ids from {server}: {e:#}"),
@@ -176,8 +180,7 @@ fn decode_response(body: &[u8], correlation_id: i32) -> anyhow::Result<BTreeMap<
 
 /// Kafka prints topic ids as URL-safe base64 without padding (`Uuid.toString`).
 fn base64_url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
         let b = [
@@ -210,7 +213,10 @@ mod tests {
     #[test]
     fn request_is_framed() {
         let r = encode_request(7);
-        assert_eq!(i32::from_be_bytes([r[0], r[1], r[2], r[3]]) as usize, r.len() - 4);
+        assert_eq!(
+            i32::from_be_bytes([r[0], r[1], r[2], r[3]]) as usize,
+            r.len() - 4
+        );
         assert_eq!(&r[4..6], &3i16.to_be_bytes());
         assert_eq!(&r[6..8], &12i16.to_be_bytes());
     }
@@ -252,7 +258,10 @@ mod tests {
         b.push(0); // topic tags
         b.push(0); // response tags
         let ids = decode_response(&b, 7).unwrap();
-        assert_eq!(ids.get("t").map(String::as_str), Some("AAAAAAAAAAAAAAAAAAAAAQ"));
+        assert_eq!(
+            ids.get("t").map(String::as_str),
+            Some("AAAAAAAAAAAAAAAAAAAAAQ")
+        );
         assert!(decode_response(&b[..b.len() - 10], 7).is_err());
     }
 }

@@ -298,10 +298,7 @@ struct TopicDescription {
 }
 
 fn join_ids(ids: &[i32]) -> String {
-    ids.iter()
-        .map(i32::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+    ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
 }
 
 impl TopicDescription {
@@ -599,7 +596,8 @@ async fn describe(
     for result in config_results {
         match result {
             Ok(resource) => {
-                let rdkafka::admin::OwnedResourceSpecifier::Topic(name) = &resource.specifier else {
+                let rdkafka::admin::OwnedResourceSpecifier::Topic(name) = &resource.specifier
+                else {
                     continue;
                 };
                 let entries = resource
@@ -726,7 +724,16 @@ mod tests {
         assert!(action(&["--list", "--partitions", "3"]).is_err());
         assert!(action(&["--delete", "--topic", "t", "--if-not-exists"]).is_err());
         assert!(action(&["--alter", "--topic", "t"]).is_err());
-        assert!(action(&["--alter", "--topic", "t", "--partitions", "2", "--config", "a=b"]).is_err());
+        assert!(action(&[
+            "--alter",
+            "--topic",
+            "t",
+            "--partitions",
+            "2",
+            "--config",
+            "a=b"
+        ])
+        .is_err());
         assert!(action(&["--delete"]).is_err());
         assert!(action(&["--list", "--under-replicated-partitions"]).is_err());
         assert!(action(&["--create", "--topic", "t", "--config", "novalue"]).is_err());
@@ -734,10 +741,7 @@ mod tests {
 
     #[test]
     fn other_actions() {
-        assert_eq!(
-            action(&["--list"]).unwrap(),
-            Action::List { pattern: None }
-        );
+        assert_eq!(action(&["--list"]).unwrap(), Action::List { pattern: None });
         assert_eq!(
             action(&["--describe", "--topic", "t.*", "--if-exists"]).unwrap(),
             Action::Describe {
@@ -754,7 +758,9 @@ mod tests {
         );
         assert_eq!(
             action(&["--delete", "--topic", "t", "--if-exists"]).unwrap(),
-            Action::Delete { pattern: "t".into() }
+            Action::Delete {
+                pattern: "t".into()
+            }
         );
     }
 

@@ -37,7 +37,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::Serialize;
 
 use super::props::{self, ClientSettings};
-use super::stats::LatencyStats;
+use super::stats::{format_utc_millis, LatencyStats};
 use super::{report_client_error, ErrorFilter, OutputFormat, Reporter};
 
 /// How often member threads poll (rebalance callbacks are served by poll;
@@ -317,6 +317,14 @@ impl MemberEvent {
     }
 }
 
+/// How long after the settle period run `run` of `runs` waits before the
+/// kill: the runs' kills are spread evenly over one heartbeat interval.
+fn kill_phase_ms(heartbeat_ms: u64, run: u32, runs: u32) -> u64 {
+    let runs = u64::from(runs.max(1));
+    let i = u64::from(run.max(1) - 1) % runs;
+    heartbeat_ms * i / runs
+}
+
 /// Minimum, median and maximum of a sample.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 struct Spread {
@@ -352,6 +360,12 @@ fn split_evenly(total: u64, workers: usize) -> Vec<u64> {
     (0..w)
         .map(|i| total / w + u64::from(i < total % w))
         .collect()
+}
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -844,8 +858,10 @@ impl Victim {
             cmd.arg("--consumer-props")
                 .args(&args.common.consumer_props);
         }
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "warn");
+        }
         let mut child = cmd
-            .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -906,6 +922,10 @@ struct FailoverRun {
     stable_ms: f64,
     /// Partitions the victim owned when it was killed.
     victim_partitions: usize,
+    /// Time from the last assignment (all members in step) to the kill.
+    kill_after_assign_ms: f64,
+    /// Wall-clock time of the kill (UTC), to match against the broker's log.
+    killed_at: String,
     /// Kill until the first survivor was told to rebalance (its revocation).
     detect_ms: Option<f64>,
     /// Kill until the survivors owned every partition again.
@@ -933,7 +953,7 @@ struct FailoverReport<'a> {
 
 const FAILOVER_HEADER: &str =
     "session.timeout.ms, heartbeat.interval.ms, run, members, partitions, \
-                               victim.partitions, stable.ms, detect.ms, failover.ms";
+     victim.partitions, stable.ms, kill.after.assign.ms, detect.ms, failover.ms";
 
 /// Runs the failover benchmark (blocking).
 pub(super) fn run_failover(args: GroupFailoverArgs) -> anyhow::Result<()> {
@@ -986,7 +1006,7 @@ pub(super) fn run_failover(args: GroupFailoverArgs) -> anyhow::Result<()> {
             .with_context(|| format!("group {group}"))?;
             if args.common.output == OutputFormat::Text {
                 println!(
-                    "{}, {}, {}, {}, {}, {}, {:.0}, {}, {:.0}",
+                    "{}, {}, {}, {}, {}, {}, {:.0}, {:.0}, {}, {:.0}",
                     r.session_timeout_ms,
                     r.heartbeat_interval_ms,
                     r.run,
@@ -994,6 +1014,7 @@ pub(super) fn run_failover(args: GroupFailoverArgs) -> anyhow::Result<()> {
                     partitions,
                     r.victim_partitions,
                     r.stable_ms,
+                    r.kill_after_assign_ms,
                     r.detect_ms.map_or("-".into(), |d| format!("{d:.0}")),
                     r.failover_ms
                 );
@@ -1097,8 +1118,16 @@ fn failover_once(
         if victim_partitions == 0 {
             bail!("the victim owns no partition; nothing would fail over");
         }
+        // Members heartbeat in lock step from the moment they were assigned,
+        // so the kill's phase within a heartbeat interval decides when the
+        // victim's session ends and when survivors hear of it. Spread the
+        // kills of successive runs evenly over one interval.
+        let phase = Duration::from_millis(kill_phase_ms(heartbeat_ms, run, args.runs));
+        let kill_at = settled + SETTLE + phase;
+        thread::sleep(kill_at.saturating_duration_since(Instant::now()));
         board.clear_marks();
         let killed = Instant::now();
+        let killed_at = format_utc_millis(epoch_ms());
         victim.kill()?;
         board.set_live(victim_slot, false);
         let partitions = board.partitions;
@@ -1125,6 +1154,8 @@ fn failover_once(
             run,
             stable_ms,
             victim_partitions,
+            kill_after_assign_ms: ms(killed.duration_since(settled)),
+            killed_at,
             detect_ms: detect.map(|d| ms(d.saturating_duration_since(killed))),
             failover_ms: ms(recovered.saturating_duration_since(killed)),
         })
@@ -1583,6 +1614,65 @@ mod tests {
         assert_eq!(default_heartbeat_ms(6000), 2000);
         assert_eq!(default_heartbeat_ms(45_000), 3000);
         assert_eq!(default_heartbeat_ms(1), 1);
+    }
+
+    #[test]
+    fn kill_phases_spread_over_one_interval() {
+        let phases: Vec<u64> = (1..=4).map(|r| kill_phase_ms(1000, r, 4)).collect();
+        assert_eq!(phases, vec![0, 250, 500, 750]);
+        assert_eq!(kill_phase_ms(1000, 1, 1), 0);
+        assert_eq!(kill_phase_ms(1000, 0, 0), 0);
+    }
+
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: super::super::PerfCommand,
+    }
+
+    #[test]
+    fn parses_group_flags() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "perf",
+            "group-failover",
+            "--topic",
+            "t",
+            "--session-timeout-ms",
+            "1000,3000,6000",
+            "--runs",
+            "2",
+            "--output",
+            "json",
+        ])
+        .unwrap();
+        let super::super::PerfCommand::GroupFailover(a) = cli.cmd else {
+            panic!("not group-failover")
+        };
+        assert_eq!(a.session_timeout_ms, vec![1000, 3000, 6000]);
+        assert_eq!((a.members, a.partitions, a.runs), (3, 12, 2));
+        assert_eq!(a.common.output, OutputFormat::Json);
+        let cli = Cli::try_parse_from(["perf", "group-rebalance"]).unwrap();
+        let super::super::PerfCommand::GroupRebalance(a) = cli.cmd else {
+            panic!("not group-rebalance")
+        };
+        assert_eq!((a.members, a.partitions), (50, 100));
+        let cli = Cli::try_parse_from([
+            "perf",
+            "offset-commit",
+            "--topic",
+            "t",
+            "--commits",
+            "10",
+            "--committers",
+            "4",
+        ])
+        .unwrap();
+        let super::super::PerfCommand::OffsetCommit(a) = cli.cmd else {
+            panic!("not offset-commit")
+        };
+        assert_eq!((a.commits, a.committers, a.partitions), (10, 4, 1));
+        assert!(Cli::try_parse_from(["perf", "offset-commit", "--topic", "t"]).is_err());
     }
 
     #[test]
