@@ -72,7 +72,7 @@ def test_incremental_alter_configs_set_append_subtract_delete(broker):
 
 @pytest.mark.parametrize(
     "key,value",
-    [("retention.msx", "1"), ("retention.ms", "soon"), ("cleanup.policy", "compact")],
+    [("retention.msx", "1"), ("retention.ms", "soon"), ("cleanup.policy", "shred")],
 )
 def test_bad_config_is_invalid_config_with_a_message(broker, key, value):
     client = admin(broker)

@@ -99,6 +99,12 @@ pub struct BrokerConfig {
     pub offsets_retention_check_interval_ms: i64,
     /// `offset.metadata.max.bytes`.
     pub offset_metadata_max_bytes: i64,
+    /// `log.cleaner.enable`.
+    pub log_cleaner_enable: bool,
+    /// `log.cleaner.backoff.ms`: pause between cleaning rounds.
+    pub log_cleaner_backoff_ms: u64,
+    /// `log.cleaner.dedupe.buffer.size`: memory for one cleaning pass's key map.
+    pub log_cleaner_dedupe_buffer_size: usize,
     /// `metrics.listener` (Fjord's own key): where `GET /metrics` is served, off when `None`.
     pub metrics_listener: Option<SocketAddr>,
     /// The keys that were set explicitly, for DescribeConfigs' STATIC_BROKER_CONFIG source.
@@ -141,6 +147,9 @@ impl Default for BrokerConfig {
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
+            log_cleaner_enable: true,
+            log_cleaner_backoff_ms: 15_000,
+            log_cleaner_dedupe_buffer_size: 134_217_728,
             metrics_listener: None,
             explicit: BTreeMap::new(),
         }
@@ -167,9 +176,7 @@ const KNOWN_NOT_ACTED_ON: &[&str] = &[
     "log.flush.interval.messages",
     "log.flush.interval.ms",
     "log.flush.scheduler.interval.ms",
-    "log.cleaner.enable",
     "log.cleaner.threads",
-    "log.cleaner.dedupe.buffer.size",
     "log.cleaner.delete.retention.ms",
     "log.segment.delete.delay.ms",
     "zookeeper.connect",
@@ -221,6 +228,9 @@ const ACTED_ON: &[&str] = &[
     "offsets.retention.check.interval.ms",
     "offset.metadata.max.bytes",
     "metrics.listener",
+    "log.cleaner.enable",
+    "log.cleaner.backoff.ms",
+    "log.cleaner.dedupe.buffer.size",
 ];
 
 impl BrokerConfig {
@@ -311,8 +321,10 @@ impl BrokerConfig {
             config.log_message_timestamp_type = v.to_string();
         }
         if let Some((k, v)) = get("log.cleanup.policy") {
-            if v != "delete" {
-                return Err(invalid(k, v, "only `delete` is supported so far"));
+            if v.split(',')
+                .any(|w| !matches!(w.trim(), "delete" | "compact"))
+            {
+                return Err(invalid(k, v, "expected delete, compact, or both"));
             }
             config.log_cleanup_policy = v.to_string();
         }
@@ -354,6 +366,15 @@ impl BrokerConfig {
         }
         if let Some((k, v)) = get("metrics.listener") {
             config.metrics_listener = parse_metrics_listener(k, v)?;
+        }
+        if let Some((k, v)) = get("log.cleaner.enable") {
+            config.log_cleaner_enable = parse_bool(k, v)?;
+        }
+        if let Some((k, v)) = get("log.cleaner.backoff.ms") {
+            config.log_cleaner_backoff_ms = parse_int(k, v, 1, i64::MAX)? as u64;
+        }
+        if let Some((k, v)) = get("log.cleaner.dedupe.buffer.size") {
+            config.log_cleaner_dedupe_buffer_size = parse_int(k, v, 1024, i64::MAX)? as usize;
         }
         if config.group_min_session_timeout_ms > config.group_max_session_timeout_ms {
             return Err(invalid(
@@ -519,6 +540,15 @@ impl BrokerConfig {
             ),
             ("listeners", listeners),
             ("log.cleanup.policy", self.log_cleanup_policy.clone()),
+            (
+                "log.cleaner.backoff.ms",
+                self.log_cleaner_backoff_ms.to_string(),
+            ),
+            (
+                "log.cleaner.dedupe.buffer.size",
+                self.log_cleaner_dedupe_buffer_size.to_string(),
+            ),
+            ("log.cleaner.enable", self.log_cleaner_enable.to_string()),
             ("log.dirs", self.log_dir.display().to_string()),
             (
                 "log.flush.offset.checkpoint.interval.ms",

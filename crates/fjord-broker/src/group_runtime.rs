@@ -402,9 +402,9 @@ pub fn ensure_offsets_topic(
     if let Some(topic) = logs.topic(OFFSETS_TOPIC) {
         return Ok(topic);
     }
-    // Compaction does not exist yet, so offsets are kept rather than deleted by time.
+    // Compacted like Kafka's: the latest commit per group and partition survives.
     let configs = BTreeMap::from([
-        ("retention.ms".to_string(), "-1".to_string()),
+        ("cleanup.policy".to_string(), "compact".to_string()),
         (
             "segment.bytes".to_string(),
             OFFSETS_SEGMENT_BYTES.to_string(),

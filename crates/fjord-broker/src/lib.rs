@@ -213,10 +213,15 @@ fn spawn_background(
     let retention_every = Duration::from_millis(broker.config.log_retention_check_interval_ms);
     let checkpoint_every =
         Duration::from_millis(broker.config.log_flush_offset_checkpoint_interval_ms);
-    for (every, job) in [
+    let cleaner_every = Duration::from_millis(broker.config.log_cleaner_backoff_ms);
+    let mut jobs = vec![
         (retention_every, Job::Retention),
         (checkpoint_every, Job::Checkpoint),
-    ] {
+    ];
+    if broker.config.log_cleaner_enable {
+        jobs.push((cleaner_every, Job::Clean));
+    }
+    for (every, job) in jobs {
         let broker = broker.clone();
         let mut stop = shutdown.subscribe();
         let alive = alive.clone();
@@ -232,6 +237,7 @@ fn spawn_background(
                         let broker = broker.clone();
                         let _ = tokio::task::spawn_blocking(move || match job {
                             Job::Retention => broker.logs.run_retention(),
+                            Job::Clean => broker.logs.run_cleaner(),
                             Job::Checkpoint => {
                                 if let Err(e) = broker.logs.checkpoint_recovery_points() {
                                     tracing::warn!(error = %e, "could not write recovery-point checkpoint");
@@ -249,6 +255,7 @@ fn spawn_background(
 #[derive(Debug, Clone, Copy)]
 enum Job {
     Retention,
+    Clean,
     Checkpoint,
 }
 

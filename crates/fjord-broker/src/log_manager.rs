@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use fjord_storage::{checkpoint, IoVerb, Log, StorageError};
+use fjord_storage::{checkpoint, cleaner, IoVerb, Log, StorageError};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -516,23 +516,86 @@ impl LogManager {
             .map_err(|e| TopicError::Persist(e.to_string()))
     }
 
-    /// Applies retention and time-based rolling to every partition.
+    /// Applies retention (for `cleanup.policy` with `delete`) and time-based rolling to every
+    /// partition.
     pub fn run_retention(&self) {
         let now = now_ms();
         for topic in self.topics() {
+            let retention = topic
+                .config
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .retention_enabled(&self.config);
             for p in &topic.partitions {
                 let result = p.with_log(|log| {
                     log.roll_if_due(now)?;
-                    log.apply_retention(now)
+                    if retention {
+                        log.apply_retention(now).map(Some)
+                    } else {
+                        Ok(None)
+                    }
                 });
                 match result {
-                    Ok(outcome) => {
+                    Ok(None) => {}
+                    Ok(Some(outcome)) => {
                         if outcome.deleted_segments > 0 {
                             tracing::info!(partition = %p.name, segments = outcome.deleted_segments, log_start_offset = outcome.log_start_offset, "retention deleted segments");
                         }
                     }
                     Err(e) => {
                         tracing::warn!(partition = %p.name, error = %e, "retention failed")
+                    }
+                }
+            }
+        }
+    }
+
+    /// One compaction round: every partition of a `compact` topic whose dirty share is due is
+    /// cleaned. The heavy reading and writing runs without the partition lock; only planning
+    /// and the final swap of segment files take it, so produce and fetch continue meanwhile.
+    pub fn run_cleaner(&self) {
+        let now = now_ms();
+        for topic in self.topics() {
+            let Some(config) = topic
+                .config
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .cleaner_config(&self.config)
+            else {
+                continue;
+            };
+            for p in &topic.partitions {
+                let planned = p.with_log(|log| {
+                    if !cleaner::needs_cleaning(log, &config, now)? {
+                        return Ok(None);
+                    }
+                    cleaner::plan(log, &config, now)
+                });
+                let plan = match planned {
+                    Ok(Some(plan)) => plan,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(partition = %p.name, error = %e, "cannot plan cleaning");
+                        continue;
+                    }
+                };
+                let cleaned = match plan.build() {
+                    Ok(cleaned) => cleaned,
+                    Err(e) => {
+                        tracing::warn!(partition = %p.name, error = %e, "cleaning failed");
+                        continue;
+                    }
+                };
+                match p.with_log(|log| cleaner::swap(log, cleaned)) {
+                    Ok(Some(outcome)) => tracing::info!(
+                        partition = %p.name,
+                        removed = outcome.records_removed,
+                        tombstones = outcome.tombstones_removed,
+                        "compacted"
+                    ),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(partition = %p.name, error = %e, "cannot swap cleaned segments")
                     }
                 }
             }

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use fjord_protocol::batch::TimestampType;
+use fjord_storage::cleaner::CleanerConfig;
 use fjord_storage::LogConfig;
 
 use crate::config::{parse_int, BrokerConfig, ConfigError};
@@ -96,7 +97,7 @@ const TOPIC_CONFIGS: &[TopicConfigDef] = &[
             Some("log.cleanup.policy"),
             true,
         ),
-        &["delete"],
+        &["delete", "compact"],
     ),
     one_of(
         def(
@@ -114,7 +115,7 @@ const TOPIC_CONFIGS: &[TopicConfigDef] = &[
             Long,
             "86400000",
             Some("log.cleaner.delete.retention.ms"),
-            false,
+            true,
         ),
         0,
     ),
@@ -164,7 +165,7 @@ const TOPIC_CONFIGS: &[TopicConfigDef] = &[
             Long,
             "9223372036854775807",
             None,
-            false,
+            true,
         ),
         1,
     ),
@@ -208,8 +209,8 @@ const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         ),
         &["CreateTime", "LogAppendTime"],
     ),
-    def("min.cleanable.dirty.ratio", Double, "0.5", None, false),
-    min(def("min.compaction.lag.ms", Long, "0", None, false), 0),
+    def("min.cleanable.dirty.ratio", Double, "0.5", None, true),
+    min(def("min.compaction.lag.ms", Long, "0", None, true), 0),
     min(
         def(
             "min.insync.replicas",
@@ -461,6 +462,36 @@ fn validate_value(key: &str, value: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+impl TopicConfig {
+    fn policy_has(&self, broker: &BrokerConfig, word: &str) -> bool {
+        self.effective("cleanup.policy", broker)
+            .split(',')
+            .any(|w| w.trim() == word)
+    }
+
+    /// Whether time and size retention delete segments (`cleanup.policy` contains `delete`).
+    pub fn retention_enabled(&self, broker: &BrokerConfig) -> bool {
+        self.policy_has(broker, "delete")
+    }
+
+    /// The compaction settings, when `cleanup.policy` contains `compact`.
+    pub fn cleaner_config(&self, broker: &BrokerConfig) -> Option<CleanerConfig> {
+        if !self.policy_has(broker, "compact") {
+            return None;
+        }
+        Some(CleanerConfig {
+            min_cleanable_dirty_ratio: self
+                .effective("min.cleanable.dirty.ratio", broker)
+                .parse()
+                .unwrap_or(0.5),
+            min_compaction_lag_ms: self.effective_i64("min.compaction.lag.ms", broker),
+            max_compaction_lag_ms: self.effective_i64("max.compaction.lag.ms", broker),
+            delete_retention_ms: self.effective_i64("delete.retention.ms", broker),
+            dedupe_buffer_bytes: broker.log_cleaner_dedupe_buffer_size,
+        })
+    }
+}
+
 /// Whether a key holds a comma-separated list (IncrementalAlterConfigs APPEND/SUBTRACT).
 pub fn is_list_config(name: &str) -> bool {
     lookup(name).is_some_and(|d| d.config_type == ConfigType::List)
@@ -500,7 +531,9 @@ mod tests {
         );
         assert!(TopicConfig::validate(map(&[("retention.ms", "soon")])).is_err());
         assert!(TopicConfig::validate(map(&[("segment.bytes", "10")])).is_err());
-        assert!(TopicConfig::validate(map(&[("cleanup.policy", "compact")])).is_err());
+        assert!(TopicConfig::validate(map(&[("cleanup.policy", "compact")])).is_ok());
+        assert!(TopicConfig::validate(map(&[("cleanup.policy", "compact,delete")])).is_ok());
+        assert!(TopicConfig::validate(map(&[("cleanup.policy", "shred")])).is_err());
         assert!(TopicConfig::validate(map(&[("preallocate", "true")])).is_err());
         assert!(TopicConfig::validate(map(&[("preallocate", "false")])).is_ok());
     }

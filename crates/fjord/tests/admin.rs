@@ -272,9 +272,9 @@ async fn given_topic_and_broker_when_describing_configs_should_show_effective_va
                     &NewTopic::new("tuned", 1, TopicReplication::Fixed(1))
                         .set("retention.ms", "3600000")
                         .set("max.message.bytes", "500000"),
-                    // Compaction is not implemented: refused, not silently ignored.
+                    // A key not acted on yet accepts only its default: refused, not ignored.
                     &NewTopic::new("compacted", 1, TopicReplication::Fixed(1))
-                        .set("cleanup.policy", "compact"),
+                        .set("preallocate", "true"),
                     &NewTopic::new("typo", 1, TopicReplication::Fixed(1))
                         .set("retention.msx", "1"),
                 ],

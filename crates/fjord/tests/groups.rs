@@ -1010,3 +1010,138 @@ fn given_session_timeouts_outside_the_broker_bounds_when_joining_should_be_refus
         member.close(CLOSE_TIMEOUT);
     }
 }
+
+/// ConsumerProtocolSubscription v0 for one topic, no user data.
+fn subscription_v0(topic: &str) -> bytes::Bytes {
+    let mut buf = Vec::new();
+    buf.extend_from_slice(&0i16.to_be_bytes());
+    buf.extend_from_slice(&1i32.to_be_bytes());
+    buf.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    buf.extend_from_slice(topic.as_bytes());
+    buf.extend_from_slice(&(-1i32).to_be_bytes());
+    bytes::Bytes::from(buf)
+}
+
+/// ConsumerProtocolAssignment v0: `partitions` of one topic, no user data.
+fn assignment_v0(topic: &str, partitions: &[i32]) -> bytes::Bytes {
+    let mut buf = Vec::new();
+    buf.extend_from_slice(&0i16.to_be_bytes());
+    buf.extend_from_slice(&1i32.to_be_bytes());
+    buf.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+    buf.extend_from_slice(topic.as_bytes());
+    buf.extend_from_slice(&(partitions.len() as i32).to_be_bytes());
+    for partition in partitions {
+        buf.extend_from_slice(&partition.to_be_bytes());
+    }
+    buf.extend_from_slice(&(-1i32).to_be_bytes());
+    bytes::Bytes::from(buf)
+}
+
+#[test]
+fn given_a_member_that_never_rejoins_when_rebalance_times_out_should_complete_without_it() {
+    use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
+    use kafka_protocol::messages::join_group_request::{
+        JoinGroupRequest, JoinGroupRequestProtocol,
+    };
+    use kafka_protocol::messages::sync_group_request::{
+        SyncGroupRequest, SyncGroupRequestAssignment,
+    };
+    use kafka_protocol::messages::GroupId;
+    use kafka_protocol::protocol::StrBytes;
+
+    const MEMBER_ID_REQUIRED: i16 = 79;
+    const UNKNOWN_MEMBER_ID: i16 = 25;
+    const RAW_SESSION_MS: i32 = 20_000;
+    const REBALANCE_MS: i32 = 2_000;
+    let broker = start_group_broker(&[]);
+    let bootstrap = broker.bootstrap();
+    let topic = "slow-rejoin";
+    let group = "has-a-sleeper";
+    create_topic(&bootstrap, topic, PARTITIONS);
+    let group_id = GroupId(StrBytes::from_static_str(group));
+
+    // A raw member joins, becomes leader, takes every partition, then
+    // never answers the next rebalance.
+    let mut raw = common::raw::RawConnection::connect(broker.address());
+    let mut join = JoinGroupRequest::default();
+    join.group_id = group_id.clone();
+    join.session_timeout_ms = RAW_SESSION_MS;
+    join.rebalance_timeout_ms = REBALANCE_MS;
+    join.protocol_type = StrBytes::from_static_str("consumer");
+    let mut protocol = JoinGroupRequestProtocol::default();
+    protocol.name = StrBytes::from_static_str("range");
+    protocol.metadata = subscription_v0(topic);
+    join.protocols = vec![protocol];
+    let first = raw.request(&join, 5);
+    assert_eq!(
+        first.error_code, MEMBER_ID_REQUIRED,
+        "JoinGroup v5 without member id"
+    );
+    join.member_id = first.member_id.clone();
+    let joined = raw.request(&join, 5);
+    assert_eq!(
+        (joined.error_code, joined.generation_id, &joined.leader),
+        (0, 1, &first.member_id),
+        "the raw member leads generation 1"
+    );
+    let mut sync = SyncGroupRequest::default();
+    sync.group_id = group_id.clone();
+    sync.generation_id = 1;
+    sync.member_id = first.member_id.clone();
+    let mut own = SyncGroupRequestAssignment::default();
+    own.member_id = first.member_id.clone();
+    own.assignment = assignment_v0(topic, &(0..PARTITIONS).collect::<Vec<_>>());
+    sync.assignments = vec![own];
+    let synced = raw.request(&sync, 3);
+    assert_eq!(synced.error_code, 0, "SyncGroup");
+    assert_eq!(
+        synced.assignment,
+        assignment_v0(topic, &(0..PARTITIONS).collect::<Vec<_>>())
+    );
+    let mut heartbeat = HeartbeatRequest::default();
+    heartbeat.group_id = group_id;
+    heartbeat.generation_id = 1;
+    heartbeat.member_id = first.member_id.clone();
+    assert_eq!(
+        raw.request(&heartbeat, 3).error_code,
+        0,
+        "heartbeat while stable"
+    );
+    let last_heartbeat = Instant::now();
+
+    // A librdkafka member joins; the raw member never rejoins. The join
+    // phase ends after the rebalance timeout (2 s), long before the raw
+    // member's 20 s session would expire.
+    let member = GroupMember::start(
+        &bootstrap,
+        group,
+        topic,
+        "prompt",
+        &[
+            ("session.timeout.ms", "1500"),
+            ("heartbeat.interval.ms", "300"),
+            ("max.poll.interval.ms", "2000"),
+        ],
+        false,
+    );
+    wait_for_stable_cover(
+        Duration::from_secs(30),
+        Duration::ZERO,
+        PARTITIONS,
+        "the new member to get every partition",
+        || vec![member.assignment()],
+    );
+    let took = last_heartbeat.elapsed();
+    assert!(
+        took < Duration::from_millis(RAW_SESSION_MS as u64 / 2),
+        "the rebalance took {took:?}: it waited for the silent member's session, not the {REBALANCE_MS} ms rebalance timeout"
+    );
+    // The silent member was removed from the group.
+    assert_eq!(
+        raw.request(&heartbeat, 3).error_code,
+        UNKNOWN_MEMBER_ID,
+        "heartbeat of the member dropped by the rebalance"
+    );
+    assert_eq!(member.state.errors(), Vec::<String>::new());
+    member.close(CLOSE_TIMEOUT);
+}

@@ -80,7 +80,7 @@ fn given_topic_when_altering_configs_should_apply_them_and_refuse_bad_ones() {
     for (key, value) in [
         ("retention.msx", "1"),
         ("retention.ms", "soon"),
-        ("cleanup.policy", "compact"),
+        ("cleanup.policy", "shred"),
     ] {
         let change = AlterConfig::new(ResourceSpecifier::Topic("alter-me"))
             .set("retention.ms", "7")

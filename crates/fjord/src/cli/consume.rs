@@ -10,8 +10,9 @@
 //! (or `auto.offset.reset`: earliest with `--from-beginning`, else latest) and
 //! commits what it printed.
 //!
-//! It stops after `--max-messages`, after `--timeout-ms` without a record, or
-//! on Ctrl-C, and then reports `Processed a total of N messages` on stderr.
+//! It stops after `--max-messages`, after `--timeout-ms` without a record
+//! (in a group counted from the first assignment, so a slow join does not
+//! end the run early), or on Ctrl-C, and then reports `Processed a total of N messages` on stderr.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -32,6 +33,10 @@ use super::common::{self, ConnectionArgs, OutputFormat, QuietContext};
 
 /// How long one poll waits, so Ctrl-C and timeouts are noticed promptly.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How long `--timeout-ms` waits for a group to assign partitions before its
+/// idle clock starts anyway.
+const GROUP_JOIN_GRACE: Duration = Duration::from_secs(30);
 
 /// Flags of `fjord consume`; names follow kafka-console-consumer.sh.
 #[derive(clap::Args, Debug)]
@@ -509,6 +514,11 @@ fn run_blocking(args: ConsumeArgs, stop: &AtomicBool) -> anyhow::Result<()> {
     let mut buf = Vec::with_capacity(4096);
     let idle_limit = args.timeout_ms.map(Duration::from_millis);
     let mut last_activity = Instant::now();
+    // In a group, joining takes a while (rebalance delay, session set-up);
+    // the idle clock starts when partitions are first assigned, or at the
+    // latest after GROUP_JOIN_GRACE.
+    let mut waiting_for_assignment = matches!(mode, Mode::Group { .. });
+    let started = Instant::now();
     let mut count = 0u64;
     let mut last_error: Option<String> = None;
     let mut outcome: anyhow::Result<()> = Ok(());
@@ -521,6 +531,14 @@ fn run_blocking(args: ConsumeArgs, stop: &AtomicBool) -> anyhow::Result<()> {
                 if out.flush().is_err() {
                     break;
                 }
+                if waiting_for_assignment {
+                    let assigned = consumer.assignment().is_ok_and(|a| a.count() > 0);
+                    if assigned || started.elapsed() >= GROUP_JOIN_GRACE {
+                        waiting_for_assignment = false;
+                    }
+                    last_activity = Instant::now();
+                    continue;
+                }
                 if idle_limit.is_some_and(|limit| last_activity.elapsed() >= limit) {
                     eprintln!(
                         "No message within {} ms; stopping.",
@@ -530,6 +548,7 @@ fn run_blocking(args: ConsumeArgs, stop: &AtomicBool) -> anyhow::Result<()> {
                 }
             }
             Some(Ok(message)) => {
+                waiting_for_assignment = false;
                 let view = RecordView::from_message(&message);
                 buf.clear();
                 if json {
