@@ -1156,3 +1156,183 @@ fn given_a_member_that_never_rejoins_when_rebalance_times_out_should_complete_wi
     assert_eq!(member.state.errors(), Vec::<String>::new());
     member.close(CLOSE_TIMEOUT);
 }
+
+/// A group member speaking the protocol directly (JoinGroup v5, SyncGroup
+/// v3, Heartbeat v3), for timings librdkafka does not let a test control.
+struct RawMember {
+    conn: common::raw::RawConnection,
+    group: String,
+    topic: String,
+    member_id: String,
+    generation: i32,
+    session_ms: i32,
+    rebalance_ms: i32,
+}
+
+impl RawMember {
+    fn new(
+        broker: &fjord_testkit::BrokerProcess,
+        group: &str,
+        topic: &str,
+        session_ms: i32,
+        rebalance_ms: i32,
+    ) -> Self {
+        RawMember {
+            conn: common::raw::RawConnection::connect(broker.address()),
+            group: group.into(),
+            topic: topic.into(),
+            member_id: String::new(),
+            generation: -1,
+            session_ms,
+            rebalance_ms,
+        }
+    }
+
+    fn group_id(&self) -> kafka_protocol::messages::GroupId {
+        kafka_protocol::messages::GroupId(kafka_protocol::protocol::StrBytes::from_string(
+            self.group.clone(),
+        ))
+    }
+
+    /// JoinGroup (with the MEMBER_ID_REQUIRED round trip for a new member);
+    /// blocks while the broker parks the request. Returns (error, generation,
+    /// leader, member ids in the response).
+    fn join(&mut self) -> (i16, i32, String, Vec<String>) {
+        use kafka_protocol::messages::join_group_request::{
+            JoinGroupRequest, JoinGroupRequestProtocol,
+        };
+        use kafka_protocol::protocol::StrBytes;
+        loop {
+            let mut join = JoinGroupRequest::default();
+            join.group_id = self.group_id();
+            join.session_timeout_ms = self.session_ms;
+            join.rebalance_timeout_ms = self.rebalance_ms;
+            join.member_id = StrBytes::from_string(self.member_id.clone());
+            join.protocol_type = StrBytes::from_static_str("consumer");
+            let mut protocol = JoinGroupRequestProtocol::default();
+            protocol.name = StrBytes::from_static_str("range");
+            protocol.metadata = subscription_v0(&self.topic);
+            join.protocols = vec![protocol];
+            let response = self.conn.request(&join, 5);
+            if response.error_code == 79 && self.member_id.is_empty() {
+                self.member_id = response.member_id.to_string();
+                continue;
+            }
+            if response.error_code == 0 {
+                self.generation = response.generation_id;
+            }
+            let members = response
+                .members
+                .iter()
+                .map(|m| m.member_id.to_string())
+                .collect();
+            return (
+                response.error_code,
+                response.generation_id,
+                response.leader.to_string(),
+                members,
+            );
+        }
+    }
+
+    /// SyncGroup; the leader passes every member's assignment.
+    fn sync(&mut self, assignments: &[(String, Vec<i32>)]) -> i16 {
+        use kafka_protocol::messages::sync_group_request::{
+            SyncGroupRequest, SyncGroupRequestAssignment,
+        };
+        use kafka_protocol::protocol::StrBytes;
+        let mut sync = SyncGroupRequest::default();
+        sync.group_id = self.group_id();
+        sync.generation_id = self.generation;
+        sync.member_id = StrBytes::from_string(self.member_id.clone());
+        sync.assignments = assignments
+            .iter()
+            .map(|(member, partitions)| {
+                let mut a = SyncGroupRequestAssignment::default();
+                a.member_id = StrBytes::from_string(member.clone());
+                a.assignment = assignment_v0(&self.topic, partitions);
+                a
+            })
+            .collect();
+        self.conn.request(&sync, 3).error_code
+    }
+
+    fn heartbeat(&mut self) -> i16 {
+        use kafka_protocol::messages::heartbeat_request::HeartbeatRequest;
+        use kafka_protocol::protocol::StrBytes;
+        let mut heartbeat = HeartbeatRequest::default();
+        heartbeat.group_id = self.group_id();
+        heartbeat.generation_id = self.generation;
+        heartbeat.member_id = StrBytes::from_string(self.member_id.clone());
+        self.conn.request(&heartbeat, 3).error_code
+    }
+}
+
+#[test]
+fn given_a_member_parked_in_join_longer_than_its_session_should_stay_until_the_rebalance_ends() {
+    const REBALANCE_IN_PROGRESS: i16 = 27;
+    let broker = start_group_broker(&[]);
+    let topic = "parked";
+    let group = "parked-join";
+    create_topic(&broker.bootstrap(), topic, 2);
+
+    // Generation 1: the short-session member alone.
+    let mut short = RawMember::new(&broker, group, topic, 1_500, 5_000);
+    let (error, generation, leader, _) = short.join();
+    assert_eq!((error, generation, leader == short.member_id), (0, 1, true));
+    let me = short.member_id.clone();
+    assert_eq!(short.sync(&[(me.clone(), vec![0, 1])]), 0);
+
+    // Generation 2: a long-session member joins; both rejoin and sync.
+    let mut long = RawMember::new(&broker, group, topic, 20_000, 5_000);
+    let joiner = std::thread::spawn(move || {
+        let result = long.join();
+        (long, result)
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while short.heartbeat() != REBALANCE_IN_PROGRESS {
+        assert!(
+            Instant::now() < deadline,
+            "the join of a second member never started a rebalance"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (error, generation, leader, members) = short.join();
+    assert_eq!(
+        (error, generation, &leader),
+        (0, 2, &me),
+        "short member rejoins"
+    );
+    let (mut long, (long_error, long_generation, _, _)) = joiner.join().expect("join thread");
+    assert_eq!((long_error, long_generation), (0, 2), "long member joins");
+    assert_eq!(members.len(), 2, "the leader sees both members");
+    let long_id = long.member_id.clone();
+    let syncer = std::thread::spawn(move || {
+        let error = long.sync(&[]);
+        (long, error)
+    });
+    assert_eq!(
+        short.sync(&[(me.clone(), vec![0]), (long_id.clone(), vec![1])]),
+        0
+    );
+    let (_long, long_sync) = syncer.join().expect("sync thread");
+    assert_eq!(long_sync, 0);
+
+    // The long member goes silent. The short member rejoins (the leader's
+    // JoinGroup in a stable group starts a rebalance) and is parked,
+    // waiting for the long member, for longer than its own 1.5 s session.
+    // Like Kafka, a member awaiting its join is kept alive: after the 5 s
+    // rebalance timeout the join completes without the silent member.
+    let parked_at = Instant::now();
+    let (error, generation, leader, members) = short.join();
+    let waited = parked_at.elapsed();
+    assert_eq!(
+        (error, generation, &leader, &members),
+        (0, 3, &me, &vec![me.clone()]),
+        "the parked member leads generation 3 alone (waited {waited:?})"
+    );
+    assert!(
+        waited >= Duration::from_secs(4),
+        "the join completed after {waited:?}, before the 5 s rebalance timeout"
+    );
+}
