@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use fjord_protocol::batch::TimestampType;
+use fjord_protocol::batch::{Compression, TimestampType};
 use fjord_storage::cleaner::CleanerConfig;
 use fjord_storage::LogConfig;
 
@@ -107,7 +107,7 @@ const TOPIC_CONFIGS: &[TopicConfigDef] = &[
             Some("compression.type"),
             true,
         ),
-        &["producer"],
+        &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"],
     ),
     min(
         def(
@@ -185,7 +185,7 @@ const TOPIC_CONFIGS: &[TopicConfigDef] = &[
             Long,
             "9223372036854775807",
             None,
-            false,
+            true,
         ),
         0,
     ),
@@ -195,7 +195,7 @@ const TOPIC_CONFIGS: &[TopicConfigDef] = &[
             Long,
             "9223372036854775807",
             None,
-            false,
+            true,
         ),
         0,
     ),
@@ -467,6 +467,33 @@ impl TopicConfig {
         self.effective("cleanup.policy", broker)
             .split(',')
             .any(|w| w.trim() == word)
+    }
+
+    /// The codec the topic demands, or `None` when it keeps what the producer sent
+    /// (`compression.type=producer`).
+    pub fn compression_target(&self, broker: &BrokerConfig) -> Option<Compression> {
+        match self.effective("compression.type", broker).as_str() {
+            "uncompressed" => Some(Compression::None),
+            "gzip" => Some(Compression::Gzip),
+            "snappy" => Some(Compression::Snappy),
+            "lz4" => Some(Compression::Lz4),
+            "zstd" => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    /// How far before and after the broker's clock a CreateTime timestamp may be
+    /// (`message.timestamp.before.max.ms`, `message.timestamp.after.max.ms`).
+    pub fn timestamp_bounds(&self, broker: &BrokerConfig) -> (i64, i64) {
+        (
+            self.effective_i64("message.timestamp.before.max.ms", broker),
+            self.effective_i64("message.timestamp.after.max.ms", broker),
+        )
+    }
+
+    /// Whether the topic stamps the broker's clock on every batch.
+    pub fn log_append_time(&self, broker: &BrokerConfig) -> bool {
+        self.effective("message.timestamp.type", broker) == "LogAppendTime"
     }
 
     /// Whether time and size retention delete segments (`cleanup.policy` contains `delete`).

@@ -252,3 +252,117 @@ fn given_short_retention_when_segments_expire_should_advance_log_start() {
         .expect("offset");
     consumer.assign(&tpl).expect("assign");
 }
+
+/// Codec ids of every batch stored for `topic`-0 (byte 21..23 of a batch holds its attributes).
+fn stored_codecs(broker: &fjord_testkit::BrokerProcess, topic: &str) -> Vec<i16> {
+    let mut codecs = Vec::new();
+    for file in common::segment::log_files(&broker.partition_dir(topic, 0)) {
+        let bytes = std::fs::read(&file).expect("read segment");
+        for batch in common::segment::scan(&bytes).batches {
+            let attributes =
+                i16::from_be_bytes([bytes[batch.position + 21], bytes[batch.position + 22]]);
+            assert!(batch.crc_ok(), "stored batch must carry a valid CRC");
+            codecs.push(attributes & 0x07);
+        }
+    }
+    codecs
+}
+
+#[test]
+fn given_topic_compression_type_when_producing_other_codecs_should_store_the_topic_codec() {
+    let broker = start_broker(&[]);
+    let bootstrap = broker.bootstrap();
+    let admin = admin(&bootstrap);
+    let topic =
+        rdkafka::admin::NewTopic::new("lz4-topic", 1, rdkafka::admin::TopicReplication::Fixed(1))
+            .set("compression.type", "lz4");
+    let results = futures::executor::block_on(admin.create_topics([&topic], &admin_options()))
+        .expect("CreateTopics");
+    assert_eq!(results, vec![Ok("lz4-topic".to_string())]);
+    let mut sent = generate_records(2_000, 21, now_ms());
+    for r in &mut sent {
+        r.partition = Some(0);
+    }
+    for codec in ["none", "gzip", "zstd"] {
+        produce_ok(
+            &bootstrap,
+            "lz4-topic",
+            &sent[..500],
+            &[("compression.type", codec)],
+            Duration::from_secs(30),
+        );
+    }
+    produce_ok(
+        &bootstrap,
+        "lz4-topic",
+        &sent[500..],
+        &[("compression.type", "snappy")],
+        Duration::from_secs(30),
+    );
+    let codecs = stored_codecs(&broker, "lz4-topic");
+    assert!(!codecs.is_empty());
+    assert!(
+        codecs.iter().all(|c| *c == 3),
+        "every batch is stored as lz4: {codecs:?}"
+    );
+    // The records come back as sent.
+    let got = consume(
+        &bootstrap,
+        "lz4-topic",
+        &[(0, Offset::Beginning)],
+        3_000,
+        Duration::from_secs(30),
+    );
+    assert_eq!(got.len(), 3_000);
+    let mut expected: Vec<&TestRecord> = sent[..500]
+        .iter()
+        .chain(&sent[..500])
+        .chain(&sent[..500])
+        .collect();
+    expected.extend(&sent[500..]);
+    for (g, e) in got.iter().zip(expected) {
+        assert_eq!(g.key, e.key);
+        assert_eq!(g.value, e.value);
+        assert_eq!(g.timestamp, rdkafka::Timestamp::CreateTime(e.timestamp_ms));
+        assert_eq!(g.headers, e.headers);
+    }
+}
+
+#[test]
+fn given_timestamp_bounds_when_producing_old_or_future_records_should_refuse_them() {
+    let broker = start_broker(&[]);
+    let bootstrap = broker.bootstrap();
+    let admin = admin(&bootstrap);
+    let topic =
+        rdkafka::admin::NewTopic::new("bounded", 1, rdkafka::admin::TopicReplication::Fixed(1))
+            .set("message.timestamp.before.max.ms", "60000")
+            .set("message.timestamp.after.max.ms", "60000");
+    let results = futures::executor::block_on(admin.create_topics([&topic], &admin_options()))
+        .expect("CreateTopics");
+    assert_eq!(results, vec![Ok("bounded".to_string())]);
+    let now = now_ms();
+    for (timestamp, ok) in [
+        (now, true),
+        (now - 3_600_000, false),
+        (now + 3_600_000, false),
+    ] {
+        let mut records = generate_records(1, 5, timestamp);
+        records[0].partition = Some(0);
+        records[0].timestamp_ms = timestamp;
+        let deliveries = produce_all(
+            &bootstrap,
+            "bounded",
+            &records,
+            &[("linger.ms", "0")],
+            Duration::from_secs(15),
+        );
+        match (&deliveries[0], ok) {
+            (Ok(_), true) => {}
+            (Err(e), false) => assert!(
+                format!("{e:?}").contains("InvalidTimestamp"),
+                "expected INVALID_TIMESTAMP, got {e:?}"
+            ),
+            (other, _) => panic!("timestamp {timestamp} (now {now}): unexpected {other:?}"),
+        }
+    }
+}

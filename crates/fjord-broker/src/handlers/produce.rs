@@ -3,7 +3,13 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
-use fjord_protocol::batch::{BatchIter, Compression};
+use fjord_protocol::batch::{BatchIter, BatchSpec, Compression};
+use fjord_protocol::compression::{
+    build_batch_at_offsets, decode_records_any, OffsetBatchSpec, DEFAULT_MAX_DECOMPRESSED_BYTES,
+};
+
+/// Largest records section the broker decompresses when it must recompress a batch.
+const MAX_DECOMPRESSED_BYTES: usize = DEFAULT_MAX_DECOMPRESSED_BYTES;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
@@ -12,7 +18,7 @@ use super::str_bytes;
 use crate::authorizer::{Operation, Resource};
 use crate::dispatch::RequestContext;
 use crate::error::partition_error;
-use crate::log_manager::{now_ms, validate_topic_name};
+use crate::log_manager::{now_ms, validate_topic_name, Topic};
 use crate::partition::{Appended, Partition};
 use crate::Broker;
 use std::sync::Arc;
@@ -42,20 +48,104 @@ fn refuse_client_batches(records: &[u8], api_version: i16) -> Option<(ResponseEr
     None
 }
 
+/// What a topic's configuration asks of incoming batches.
+#[derive(Debug, Clone, Copy)]
+struct TopicRules {
+    /// `compression.type` other than `producer`: batches in another codec are rewritten.
+    compression: Option<Compression>,
+    /// `message.timestamp.before.max.ms` / `.after.max.ms`, for CreateTime topics.
+    timestamp_bounds: Option<(i64, i64)>,
+}
+
+impl TopicRules {
+    fn of(topic: &Topic, broker: &Broker) -> TopicRules {
+        let config = topic.config.read().unwrap_or_else(|p| p.into_inner());
+        TopicRules {
+            compression: config.compression_target(&broker.config),
+            timestamp_bounds: (!config.log_append_time(&broker.config))
+                .then(|| config.timestamp_bounds(&broker.config)),
+        }
+    }
+}
+
+/// Refuses CreateTime timestamps outside the topic's bounds (INVALID_TIMESTAMP). Checked per
+/// batch on its first and largest timestamps, which bound every record of a batch built by a
+/// client (records' timestamp deltas are not negative in practice).
+fn check_timestamps(records: &[u8], (before, after): (i64, i64), now: i64) -> Result<(), String> {
+    for (h, _) in BatchIter::headers_only(records).filter_map(Result::ok) {
+        if h.base_timestamp < now.saturating_sub(before) {
+            return Err(format!(
+                "timestamp {} is more than message.timestamp.before.max.ms={before} before the broker's time {now}",
+                h.base_timestamp
+            ));
+        }
+        if h.max_timestamp > now.saturating_add(after) {
+            return Err(format!(
+                "timestamp {} is more than message.timestamp.after.max.ms={after} after the broker's time {now}",
+                h.max_timestamp
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites every batch whose codec is not `target`, keeping offsets deltas, timestamps,
+/// keys, values, headers and producer fields, as Kafka does for a topic-level
+/// `compression.type`. Batches already in the target codec are copied unchanged.
+fn recompress(records: &[u8], target: Compression, max_bytes: usize) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(records.len());
+    for item in BatchIter::new(records) {
+        let (h, batch) = item.map_err(|e| e.to_string())?;
+        if h.compression().map_err(|e| e.to_string())? == target {
+            out.extend_from_slice(batch);
+            continue;
+        }
+        let decoded = decode_records_any(batch, max_bytes).map_err(|e| e.to_string())?;
+        let spec = OffsetBatchSpec {
+            batch: BatchSpec {
+                base_offset: h.base_offset,
+                partition_leader_epoch: h.partition_leader_epoch,
+                producer_id: h.producer_id,
+                producer_epoch: h.producer_epoch,
+                base_sequence: h.base_sequence,
+                is_transactional: h.is_transactional(),
+                is_control: h.is_control(),
+                timestamp_type: h.timestamp_type(),
+            },
+            compression: target,
+            last_offset_delta: Some(h.last_offset_delta),
+            log_append_time: None,
+        };
+        out.extend(build_batch_at_offsets(&spec, &decoded).map_err(|e| e.to_string())?);
+    }
+    Ok(out)
+}
+
 /// Checks and appends one partition's batches.
 fn append(
     partition: &Arc<Partition>,
     records: bytes::Bytes,
     api_version: i16,
     now: i64,
+    rules: TopicRules,
 ) -> Result<Appended, (ResponseError, Option<String>)> {
     if let Some((code, message)) = refuse_client_batches(&records, api_version) {
         return Err((code, Some(message)));
     }
-    // Zero copy when this partition's bytes are the only view of the buffer.
-    let mut owned = records
-        .try_into_mut()
-        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+    if let Some(bounds) = rules.timestamp_bounds {
+        check_timestamps(&records, bounds, now)
+            .map_err(|m| (ResponseError::InvalidTimestamp, Some(m)))?;
+    }
+    let mut owned = match rules.compression {
+        Some(target) => BytesMut::from(
+            &recompress(&records, target, MAX_DECOMPRESSED_BYTES)
+                .map_err(|m| (ResponseError::CorruptMessage, Some(m)))?[..],
+        ),
+        // Zero copy when this partition's bytes are the only view of the buffer.
+        None => records
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..])),
+    };
     partition.append(&mut owned, now).map_err(|e| {
         tracing::debug!(partition = %partition.name, error = %e, "produce refused");
         (partition_error(&e), Some(e.to_string()))
@@ -109,7 +199,15 @@ pub(crate) async fn handle(
                     Some("the partition carries no record batches".to_string()),
                 )),
                 (_, _, Some(partition), Some(records)) => {
-                    append(partition, records, ctx.api_version, now).map(|appended| {
+                    let rules =
+                        topic
+                            .as_ref()
+                            .map(|t| TopicRules::of(t, broker))
+                            .unwrap_or(TopicRules {
+                                compression: None,
+                                timestamp_bounds: None,
+                            });
+                    append(partition, records, ctx.api_version, now, rules).map(|appended| {
                         p.base_offset = appended.first_offset();
                         match &appended {
                             Appended::New(info) => {

@@ -525,27 +525,7 @@ impl GroupMember {
         match done_rx.recv_timeout(timeout) {
             Ok(true) => {}
             Ok(false) => panic!("member {} thread panicked", self.name),
-            Err(_) => {
-                if std::env::var("FJORD_TEST_GDB_ON_HANG").is_ok() {
-                    let out = std::process::Command::new("gdb")
-                        .args([
-                            "-p",
-                            &std::process::id().to_string(),
-                            "-batch",
-                            "-ex",
-                            "thread apply all bt 30",
-                        ])
-                        .output();
-                    if let Ok(out) = out {
-                        std::fs::write(
-                            format!("/tmp/hang-{}.txt", std::process::id()),
-                            &out.stdout,
-                        )
-                        .ok();
-                    }
-                }
-                panic!("closing member {} took longer than {timeout:?}", self.name)
-            }
+            Err(_) => panic!("closing member {} took longer than {timeout:?}", self.name),
         }
     }
 }
