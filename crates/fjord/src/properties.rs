@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 
-/// Parses properties text; later keys override earlier ones, as in Java.
+/// Parses properties text; later keys override earlier ones, as in Java. Values are trimmed at
+/// both ends (Java keeps trailing blanks, but every Kafka config type trims them when parsed).
 pub(crate) fn parse(text: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut logical = String::new();
@@ -22,13 +23,13 @@ pub(crate) fn parse(text: &str) -> BTreeMap<String, String> {
         }
         logical.push_str(line);
         if let Some((k, v)) = split_pair(&logical) {
-            out.insert(unescape(&k), unescape(v.trim_start()));
+            out.insert(unescape(&k), unescape(v.trim()));
         }
         logical.clear();
     }
     if !logical.is_empty() {
         if let Some((k, v)) = split_pair(&logical) {
-            out.insert(unescape(&k), unescape(v.trim_start()));
+            out.insert(unescape(&k), unescape(v.trim()));
         }
     }
     out
