@@ -104,20 +104,6 @@ def test_append_to_a_non_list_config_is_refused(broker):
     assert raised.value.args[0].code() == KafkaError.INVALID_CONFIG
 
 
-def test_broker_configs_are_static_and_refused(broker):
-    client = admin(broker)
-    resource = ConfigResource(
-        ConfigResource.Type.BROKER,
-        "1",
-        incremental_configs=[
-            ConfigEntry("log.retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)
-        ],
-    )
-    with pytest.raises(Exception) as raised:
-        client.incremental_alter_configs([resource])[resource].result(TIMEOUT)
-    assert raised.value.args[0].code() == KafkaError.INVALID_REQUEST
-
-
 def test_create_partitions_and_describe_cluster(broker):
     client = admin(broker)
     create(client, "grow-py", 1)

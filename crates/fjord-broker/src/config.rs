@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::topic_config::ConfigSource;
+
 /// A configuration the broker cannot start with.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -109,6 +111,10 @@ pub struct BrokerConfig {
     pub metrics_listener: Option<SocketAddr>,
     /// The keys that were set explicitly, for DescribeConfigs' STATIC_BROKER_CONFIG source.
     pub explicit: BTreeMap<String, String>,
+    /// Dynamic overrides for the cluster-wide default entity (Kafka's `<default>`), in force.
+    pub dynamic_default: BTreeMap<String, String>,
+    /// Dynamic overrides for this broker (resource name = node id); they win over the default.
+    pub dynamic_broker: BTreeMap<String, String>,
 }
 
 impl Default for BrokerConfig {
@@ -152,6 +158,8 @@ impl Default for BrokerConfig {
             log_cleaner_dedupe_buffer_size: 134_217_728,
             metrics_listener: None,
             explicit: BTreeMap::new(),
+            dynamic_default: BTreeMap::new(),
+            dynamic_broker: BTreeMap::new(),
         }
     }
 }
@@ -513,6 +521,95 @@ fn parse_advertised(key: &str, value: &str) -> Result<Vec<(String, String, u16)>
         .collect()
 }
 
+/// Broker keys that may be changed at runtime (IncrementalAlterConfigs / AlterConfigs on a
+/// BROKER resource): the subset of Kafka's dynamically updatable keys that Fjord acts on and
+/// re-reads on every use, so a change is in force without a restart.
+pub const DYNAMIC_KEYS: &[&str] = &[
+    "log.cleaner.dedupe.buffer.size",
+    "log.cleanup.policy",
+    "log.index.interval.bytes",
+    "log.message.timestamp.type",
+    "log.retention.bytes",
+    "log.retention.ms",
+    "log.roll.ms",
+    "log.segment.bytes",
+    "message.max.bytes",
+];
+
+/// Whether `key` may be changed at runtime.
+pub fn is_dynamic_key(key: &str) -> bool {
+    DYNAMIC_KEYS.contains(&key)
+}
+
+impl BrokerConfig {
+    /// This static configuration (never an already-overlaid one) with the dynamic overrides of the default entity and of this
+    /// broker laid over it (the broker's win). Every key must be dynamically updatable and every
+    /// value valid, checked with the same parser as `server.properties`. The dynamic keys are the
+    /// highest-precedence spelling of each setting (`log.retention.ms` over `.hours`), so an
+    /// override always takes effect.
+    pub fn with_dynamic(
+        &self,
+        default: &BTreeMap<String, String>,
+        broker: &BTreeMap<String, String>,
+    ) -> Result<BrokerConfig, ConfigError> {
+        let mut merged = default.clone();
+        merged.extend(broker.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for (key, value) in &merged {
+            if !is_dynamic_key(key) {
+                if !ACTED_ON.contains(&key.as_str()) && !KNOWN_NOT_ACTED_ON.contains(&key.as_str())
+                {
+                    return Err(ConfigError::UnknownKey(key.clone()));
+                }
+                return Err(invalid(
+                    key,
+                    value,
+                    &format!(
+                        "`{key}` is read-only: it cannot be updated dynamically; set it in server.properties"
+                    ),
+                ));
+            }
+        }
+        let (parsed, _) = BrokerConfig::from_properties(&merged)?;
+        let mut out = self.clone();
+        for key in merged.keys() {
+            match key.as_str() {
+                "log.cleaner.dedupe.buffer.size" => {
+                    out.log_cleaner_dedupe_buffer_size = parsed.log_cleaner_dedupe_buffer_size
+                }
+                "log.cleanup.policy" => out.log_cleanup_policy = parsed.log_cleanup_policy.clone(),
+                "log.index.interval.bytes" => {
+                    out.log_index_interval_bytes = parsed.log_index_interval_bytes
+                }
+                "log.message.timestamp.type" => {
+                    out.log_message_timestamp_type = parsed.log_message_timestamp_type.clone()
+                }
+                "log.retention.bytes" => out.log_retention_bytes = parsed.log_retention_bytes,
+                "log.retention.ms" => out.log_retention_ms = parsed.log_retention_ms,
+                "log.roll.ms" => out.log_roll_ms = parsed.log_roll_ms,
+                "log.segment.bytes" => out.log_segment_bytes = parsed.log_segment_bytes,
+                "message.max.bytes" => out.message_max_bytes = parsed.message_max_bytes,
+                _ => unreachable!("checked against DYNAMIC_KEYS above"),
+            }
+        }
+        out.dynamic_default = default.clone();
+        out.dynamic_broker = broker.clone();
+        Ok(out)
+    }
+
+    /// Where the value of broker key `key` comes from, for DescribeConfigs.
+    pub fn source_of(&self, key: &str) -> ConfigSource {
+        if self.dynamic_broker.contains_key(key) {
+            ConfigSource::DynamicBroker
+        } else if self.dynamic_default.contains_key(key) {
+            ConfigSource::DynamicDefaultBroker
+        } else if self.is_explicit(key) {
+            ConfigSource::StaticBroker
+        } else {
+            ConfigSource::Default
+        }
+    }
+}
+
 impl BrokerConfig {
     /// Effective values of the broker keys Fjord acts on, for DescribeConfigs.
     pub fn describe(&self) -> Vec<(&'static str, String)> {
@@ -702,6 +799,57 @@ mod tests {
                 "{bad} accepted"
             );
         }
+    }
+
+    #[test]
+    fn dynamic_overrides_merge_validate_and_report_their_source() {
+        let (base, _) = BrokerConfig::from_properties(&props(&[
+            ("log.retention.hours", "1"),
+            ("log.segment.bytes", "1000000"),
+        ]))
+        .unwrap();
+        let default = props(&[("log.retention.ms", "5000"), ("message.max.bytes", "2000")]);
+        let broker = props(&[("log.retention.ms", "7000")]);
+        let c = base.with_dynamic(&default, &broker).unwrap();
+        // The per-broker value wins over the default entity, which wins over the static file.
+        assert_eq!(c.log_retention_ms, 7000);
+        assert_eq!(c.message_max_bytes, 2000);
+        assert_eq!(c.log_segment_bytes, 1_000_000);
+        assert_eq!(c.source_of("log.retention.ms"), ConfigSource::DynamicBroker);
+        assert_eq!(
+            c.source_of("message.max.bytes"),
+            ConfigSource::DynamicDefaultBroker
+        );
+        assert_eq!(c.source_of("log.segment.bytes"), ConfigSource::StaticBroker);
+        assert_eq!(c.source_of("log.roll.ms"), ConfigSource::Default);
+        // Deleting overrides falls back to the static value.
+        let c = base
+            .with_dynamic(&BTreeMap::new(), &BTreeMap::new())
+            .unwrap();
+        assert_eq!(c.log_retention_ms, 3_600_000);
+        assert_eq!(c.source_of("log.retention.ms"), ConfigSource::StaticBroker);
+
+        let empty = BTreeMap::new();
+        let err = base
+            .with_dynamic(&empty, &props(&[("listeners", "PLAINTEXT://:1")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("read-only"), "{err}");
+        assert_eq!(
+            base.with_dynamic(&props(&[("log.retention.msx", "1")]), &empty)
+                .unwrap_err(),
+            ConfigError::UnknownKey("log.retention.msx".into())
+        );
+        assert!(base
+            .with_dynamic(&empty, &props(&[("num.io.threads", "4")]))
+            .unwrap_err()
+            .to_string()
+            .contains("read-only"));
+        assert!(base
+            .with_dynamic(&empty, &props(&[("log.segment.bytes", "10")]))
+            .is_err());
+        assert!(base
+            .with_dynamic(&empty, &props(&[("log.cleanup.policy", "shred")]))
+            .is_err());
     }
 
     #[test]

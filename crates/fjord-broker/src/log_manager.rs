@@ -5,6 +5,7 @@
 //! <log.dir>/
 //!   meta.properties                      cluster.id, node.id (Kafka's format)
 //!   fjord-topics.json                    topic names, ids, partition counts, topic configs
+//!   fjord-broker-configs.json            dynamic broker configs (default entity and per broker)
 //!   recovery-point-offset-checkpoint     per partition: offsets known durable (Kafka's format)
 //!   .kafka_cleanshutdown                 present only between a clean stop and the next start
 //!   <topic>-<partition>/                 one log per partition (see fjord-storage)
@@ -31,6 +32,7 @@ use crate::topic_config::TopicConfig;
 /// Longest topic name Kafka allows (so that `<topic>-<partition>` fits in a file name).
 const MAX_TOPIC_NAME_LEN: usize = 249;
 const TOPICS_FILE: &str = "fjord-topics.json";
+const BROKER_CONFIGS_FILE: &str = "fjord-broker-configs.json";
 const RECOVERY_CHECKPOINT_FILE: &str = "recovery-point-offset-checkpoint";
 const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 const META_FILE: &str = "meta.properties";
@@ -135,10 +137,34 @@ struct TopicsFile {
     topics: Vec<TopicRecord>,
 }
 
+/// Dynamic broker configs as stored: the default entity (Kafka's `<default>`) and one map per
+/// broker id (entries of other ids are kept as found).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct BrokerConfigsFile {
+    #[serde(default)]
+    default: BTreeMap<String, String>,
+    #[serde(default)]
+    brokers: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Which dynamic broker-config entity a change addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerEntity {
+    /// The cluster-wide default (resource name "").
+    Default,
+    /// This broker (resource name = its node id).
+    This,
+}
+
 /// Everything the broker hosts on disk.
 #[derive(Debug)]
 pub struct LogManager {
+    /// The static configuration (`server.properties` and overrides).
     config: Arc<BrokerConfig>,
+    /// The static configuration with the dynamic broker configs laid over it.
+    effective: RwLock<Arc<BrokerConfig>>,
+    /// The stored dynamic broker configs.
+    dynamic: Mutex<BrokerConfigsFile>,
     cluster_id: String,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     /// Serialises create/delete so the metadata file and directories stay in step.
@@ -179,6 +205,19 @@ impl LogManager {
         if !clean && dir.join(TOPICS_FILE).exists() {
             tracing::info!(dir = %dir.display(), "no clean-shutdown marker: recovering logs");
         }
+        let dynamic = read_broker_configs_file(&dir)?;
+        let own = dynamic
+            .brokers
+            .get(&config.node_id.to_string())
+            .cloned()
+            .unwrap_or_default();
+        let effective = match config.with_dynamic(&dynamic.default, &own) {
+            Ok(effective) => Arc::new(effective),
+            Err(e) => {
+                tracing::warn!(error = %e, file = BROKER_CONFIGS_FILE, "ignoring stored dynamic broker configs");
+                config.clone()
+            }
+        };
         let file = read_topics_file(&dir)?;
         let now = now_ms();
         let mut topics = BTreeMap::new();
@@ -186,7 +225,7 @@ impl LogManager {
             let topic_config = TopicConfig {
                 overrides: record.configs,
             };
-            let log_config = topic_config.log_config(&config);
+            let log_config = topic_config.log_config(&effective);
             let mut partitions = Vec::new();
             for p in 0..record.partitions {
                 // After a clean stop the checkpoint equals the log end, so only the active
@@ -215,6 +254,8 @@ impl LogManager {
         }
         Ok(LogManager {
             config,
+            effective: RwLock::new(effective),
+            dynamic: Mutex::new(dynamic),
             cluster_id,
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
@@ -222,9 +263,71 @@ impl LogManager {
         })
     }
 
-    /// The broker configuration this manager was opened with.
-    pub fn broker_config(&self) -> &Arc<BrokerConfig> {
-        &self.config
+    /// The effective broker configuration: the static one with the dynamic broker configs laid
+    /// over it. Everything that derives topic defaults reads it here.
+    pub fn broker_config(&self) -> Arc<BrokerConfig> {
+        self.effective
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the dynamic configs of one broker entity (validated against the static
+    /// configuration first), stores them in `fjord-broker-configs.json` and applies the new
+    /// defaults to every partition at once; topic-level overrides still win. With
+    /// `validate_only` nothing changes.
+    pub fn alter_broker_config(
+        &self,
+        entity: BrokerEntity,
+        overrides: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+        let mut dynamic = self.dynamic.lock().unwrap_or_else(|p| p.into_inner());
+        let id = self.config.node_id.to_string();
+        let mut next = dynamic.clone();
+        match entity {
+            BrokerEntity::Default => next.default = overrides,
+            BrokerEntity::This => {
+                if overrides.is_empty() {
+                    next.brokers.remove(&id);
+                } else {
+                    next.brokers.insert(id.clone(), overrides);
+                }
+            }
+        }
+        let own = next.brokers.get(&id).cloned().unwrap_or_default();
+        let effective = Arc::new(self.config.with_dynamic(&next.default, &own)?);
+        // Every topic's resulting log settings must be acceptable to the log.
+        let topics = self.topics();
+        let mut log_configs = Vec::with_capacity(topics.len());
+        for topic in &topics {
+            let log_config = topic
+                .config
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .log_config(&effective);
+            log_config.clone().validate().map_err(TopicError::Storage)?;
+            log_configs.push(log_config);
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let json =
+            serde_json::to_vec_pretty(&next).map_err(|e| TopicError::Persist(e.to_string()))?;
+        write_atomically(&self.config.log_dir.join(BROKER_CONFIGS_FILE), &json)
+            .map_err(|e| TopicError::Persist(e.to_string()))?;
+        *dynamic = next;
+        *self.effective.write().unwrap_or_else(|p| p.into_inner()) = effective;
+        for (topic, log_config) in topics.iter().zip(log_configs) {
+            for p in &topic.partitions {
+                if let Err(e) = p.with_log(|log| log.update_config(log_config.clone())) {
+                    tracing::warn!(partition = %p.name, error = %e, "could not apply new config");
+                }
+            }
+        }
+        tracing::info!(?entity, "altered dynamic broker configuration");
+        Ok(())
     }
 
     /// The cluster id from `meta.properties`.
@@ -343,7 +446,7 @@ impl LogManager {
         num_partitions: i32,
         topic_config: TopicConfig,
     ) -> Result<Arc<Topic>, TopicError> {
-        let log_config = topic_config.log_config(&self.config);
+        let log_config = topic_config.log_config(&self.broker_config());
         let now = now_ms();
         let mut partitions = Vec::new();
         for p in 0..num_partitions {
@@ -409,7 +512,7 @@ impl LogManager {
             .topic(name)
             .ok_or_else(|| TopicError::UnknownTopic(name.to_string()))?;
         let validated = TopicConfig::validate(overrides)?;
-        let log_config = validated.log_config(&self.config);
+        let log_config = validated.log_config(&self.broker_config());
         log_config.clone().validate().map_err(TopicError::Storage)?;
         if validate_only {
             return Ok(());
@@ -457,7 +560,7 @@ impl LogManager {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let log_config = config.log_config(&self.config);
+        let log_config = config.log_config(&self.broker_config());
         let now = now_ms();
         let mut partitions = topic.partitions.clone();
         for p in current..total {
@@ -525,7 +628,7 @@ impl LogManager {
                 .config
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
-                .retention_enabled(&self.config);
+                .retention_enabled(&self.broker_config());
             for p in &topic.partitions {
                 let result = p.with_log(|log| {
                     log.roll_if_due(now)?;
@@ -560,7 +663,7 @@ impl LogManager {
                 .config
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
-                .cleaner_config(&self.config)
+                .cleaner_config(&self.broker_config())
             else {
                 continue;
             };
@@ -674,6 +777,21 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
             reason,
         }),
         None => Ok(()),
+    }
+}
+
+fn read_broker_configs_file(dir: &Path) -> Result<BrokerConfigsFile, StorageError> {
+    let path = dir.join(BROKER_CONFIGS_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            io_err(
+                &path,
+                IoVerb::Read,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BrokerConfigsFile::default()),
+        Err(e) => Err(io_err(&path, IoVerb::Read, e)),
     }
 }
 

@@ -35,6 +35,10 @@ pub enum ConfigType {
 pub enum ConfigSource {
     /// Set on the topic.
     DynamicTopic = 1,
+    /// Set at runtime for this broker (resource name = node id).
+    DynamicBroker = 2,
+    /// Set at runtime for every broker (the default entity, resource name "").
+    DynamicDefaultBroker = 3,
     /// Set in the broker's properties file or overrides.
     StaticBroker = 4,
     /// Kafka's built-in default.
@@ -386,25 +390,7 @@ fn broker_default(d: &TopicConfigDef, broker: &BrokerConfig) -> (String, ConfigS
         "log.roll.ms" => broker.log_roll_ms.to_string(),
         _ => d.default.to_string(),
     };
-    let explicit = match broker_key {
-        "log.retention.ms" => [
-            "log.retention.ms",
-            "log.retention.minutes",
-            "log.retention.hours",
-        ]
-        .iter()
-        .any(|k| broker.explicit.contains_key(*k)),
-        "log.roll.ms" => ["log.roll.ms", "log.roll.hours"]
-            .iter()
-            .any(|k| broker.explicit.contains_key(*k)),
-        k => broker.explicit.contains_key(k),
-    };
-    let source = if explicit {
-        ConfigSource::StaticBroker
-    } else {
-        ConfigSource::Default
-    };
-    (value, source)
+    (value, broker.source_of(broker_key))
 }
 
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
@@ -583,5 +569,40 @@ mod tests {
         let log = topic.log_config(&broker);
         assert_eq!(log.segment_bytes, 1_048_576);
         assert_eq!(log.retention_ms, 1000);
+    }
+
+    #[test]
+    fn dynamic_broker_values_become_topic_defaults_with_their_source() {
+        let broker = BrokerConfig::default()
+            .with_dynamic(
+                &map(&[("log.segment.bytes", "2000000")]),
+                &map(&[("log.retention.ms", "5000")]),
+            )
+            .unwrap();
+        let topic = TopicConfig::validate(map(&[("retention.ms", "9000")])).unwrap();
+        let plain = TopicConfig::default();
+        let get = |t: &TopicConfig, n: &str| {
+            t.describe(&broker)
+                .into_iter()
+                .find(|e| e.name == n)
+                .unwrap()
+        };
+        assert_eq!(get(&plain, "retention.ms").value, "5000");
+        assert_eq!(
+            get(&plain, "retention.ms").source,
+            ConfigSource::DynamicBroker
+        );
+        assert_eq!(
+            get(&plain, "segment.bytes").source,
+            ConfigSource::DynamicDefaultBroker
+        );
+        assert_eq!(get(&topic, "retention.ms").value, "9000");
+        assert_eq!(
+            get(&topic, "retention.ms").source,
+            ConfigSource::DynamicTopic
+        );
+        assert_eq!(plain.log_config(&broker).retention_ms, 5000);
+        assert_eq!(plain.log_config(&broker).segment_bytes, 2_000_000);
+        assert_eq!(topic.log_config(&broker).retention_ms, 9000);
     }
 }

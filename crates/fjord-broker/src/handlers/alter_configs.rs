@@ -1,9 +1,11 @@
 //! AlterConfigs (the legacy whole-set form) and IncrementalAlterConfigs (SET, DELETE, APPEND,
-//! SUBTRACT) for topics. Changes are validated as a whole, persisted, and applied to the logs
-//! at once.
+//! SUBTRACT) for topics and brokers. Changes are validated as a whole, persisted, and applied to
+//! the logs at once.
 //!
-//! Broker resources are refused with INVALID_REQUEST: every broker key is static until dynamic
-//! broker configuration exists, so accepting the change would be a lie.
+//! A BROKER resource named "" is the cluster-wide default entity (Kafka's `<default>`); one
+//! named by this broker's node id is this broker. Only the keys in
+//! [`crate::config::DYNAMIC_KEYS`] may be set there; any other key is refused with
+//! INVALID_CONFIG as read-only.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +20,7 @@ use super::str_bytes;
 use crate::authorizer::{Operation, Resource};
 use crate::dispatch::RequestContext;
 use crate::error::topic_error;
+use crate::log_manager::BrokerEntity;
 use crate::topic_config::is_list_config;
 use crate::Broker;
 
@@ -31,7 +34,47 @@ const OP_SUBTRACT: i8 = 3;
 
 type Outcome = Result<(), (ResponseError, String)>;
 
-/// Applies `change` to the topic's current overrides and stores the result.
+/// Applies `change` to the dynamic configs of a broker entity and stores the result.
+fn alter_broker(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    name: &str,
+    validate_only: bool,
+    change: impl FnOnce(&mut BTreeMap<String, String>) -> Outcome,
+) -> Outcome {
+    let node_id = broker.config.node_id.to_string();
+    let entity = if name.is_empty() {
+        BrokerEntity::Default
+    } else if name == node_id {
+        BrokerEntity::This
+    } else {
+        return Err((
+            ResponseError::InvalidRequest,
+            format!("this is broker {node_id}, not `{name}`"),
+        ));
+    };
+    if !broker
+        .authorizer
+        .authorize(ctx.session, Operation::AlterConfigs, Resource::Cluster)
+    {
+        return Err((
+            ResponseError::ClusterAuthorizationFailed,
+            "not authorized".into(),
+        ));
+    }
+    let current = broker.logs.broker_config();
+    let mut overrides = match entity {
+        BrokerEntity::Default => current.dynamic_default.clone(),
+        BrokerEntity::This => current.dynamic_broker.clone(),
+    };
+    change(&mut overrides)?;
+    broker
+        .logs
+        .alter_broker_config(entity, overrides, validate_only)
+        .map_err(|e| (topic_error(&e), e.to_string()))
+}
+
+/// Applies `change` to the resource's current overrides and stores the result.
 fn alter_topic(
     broker: &Broker,
     ctx: &RequestContext<'_>,
@@ -42,12 +85,7 @@ fn alter_topic(
 ) -> Outcome {
     match resource_type {
         RESOURCE_TOPIC => {}
-        RESOURCE_BROKER => {
-            return Err((
-                ResponseError::InvalidRequest,
-                "dynamic broker configuration is not supported yet; set broker keys in server.properties".into(),
-            ))
-        }
+        RESOURCE_BROKER => return alter_broker(broker, ctx, name, validate_only, change),
         other => {
             return Err((
                 ResponseError::InvalidRequest,

@@ -106,7 +106,7 @@ pub(crate) fn handle(
 
 fn describe(config: &TopicConfig, broker: &Broker) -> Vec<CreatableTopicConfigs> {
     config
-        .describe(&broker.config)
+        .describe(&broker.logs.broker_config())
         .into_iter()
         .map(|e| {
             let mut c = CreatableTopicConfigs::default();

@@ -8,6 +8,7 @@ use kafka_protocol::ResponseError;
 
 use super::str_bytes;
 use crate::authorizer::{Operation, Resource};
+use crate::config::is_dynamic_key;
 use crate::dispatch::RequestContext;
 use crate::topic_config::{ConfigEntry, ConfigSource, ConfigType};
 use crate::Broker;
@@ -44,7 +45,7 @@ pub(crate) fn handle(
                             .config
                             .read()
                             .unwrap_or_else(|p| p.into_inner())
-                            .describe(&broker.config)),
+                            .describe(&broker.logs.broker_config())),
                         None => Err((
                             ResponseError::UnknownTopicOrPartition,
                             format!("topic `{name}` does not exist"),
@@ -59,7 +60,7 @@ pub(crate) fn handle(
                         format!("this is broker {}, not `{name}`", broker.config.node_id),
                     ))
                 } else {
-                    Ok(broker_entries(broker))
+                    Ok(broker_entries(broker, name.is_empty()))
                 }
             }
             other => Err((
@@ -74,11 +75,9 @@ pub(crate) fn handle(
                     .into_iter()
                     .filter(|e| keys.is_none_or(|ks| ks.iter().any(|k| k.as_str() == e.name)))
                     .map(|e| {
-                        to_result(
-                            e,
-                            request.include_synonyms,
-                            resource.resource_type != RESOURCE_TOPIC,
-                        )
+                        let read_only =
+                            resource.resource_type != RESOURCE_TOPIC && !is_dynamic_key(&e.name);
+                        to_result(e, request.include_synonyms, read_only)
                     })
                     .collect();
             }
@@ -92,29 +91,43 @@ pub(crate) fn handle(
     response
 }
 
-fn broker_entries(broker: &Broker) -> Vec<ConfigEntry> {
-    broker
-        .config
+/// The broker's effective keys; for the default entity (resource name ""), Kafka's
+/// `<default>`, only the keys set dynamically for it.
+fn broker_entries(broker: &Broker, default_entity: bool) -> Vec<ConfigEntry> {
+    let config = broker.logs.broker_config();
+    if default_entity {
+        return config
+            .dynamic_default
+            .iter()
+            .map(|(name, value)| ConfigEntry {
+                name: name.clone(),
+                value: value.clone(),
+                source: ConfigSource::DynamicDefaultBroker,
+                config_type: broker_key_type(name),
+            })
+            .collect();
+    }
+    config
         .describe()
         .into_iter()
         .map(|(name, value)| ConfigEntry {
             name: name.to_string(),
             value,
-            source: if broker.config.is_explicit(name) {
-                ConfigSource::StaticBroker
-            } else {
-                ConfigSource::Default
-            },
-            config_type: match name {
-                "auto.create.topics.enable" => ConfigType::Boolean,
-                "listeners" | "advertised.listeners" | "log.dirs" | "log.cleanup.policy" => {
-                    ConfigType::List
-                }
-                "log.message.timestamp.type" => ConfigType::String,
-                _ => ConfigType::Long,
-            },
+            source: config.source_of(name),
+            config_type: broker_key_type(name),
         })
         .collect()
+}
+
+fn broker_key_type(name: &str) -> ConfigType {
+    match name {
+        "auto.create.topics.enable" | "log.cleaner.enable" => ConfigType::Boolean,
+        "listeners" | "advertised.listeners" | "log.dirs" | "log.cleanup.policy" => {
+            ConfigType::List
+        }
+        "log.message.timestamp.type" => ConfigType::String,
+        _ => ConfigType::Long,
+    }
 }
 
 fn to_result(
@@ -127,7 +140,7 @@ fn to_result(
     r.value = Some(str_bytes(entry.value.clone()));
     r.config_source = entry.source as i8;
     r.config_type = entry.config_type as i8;
-    // Topic configs change at runtime; broker keys are static until dynamic broker configs exist.
+    // Topic configs change at runtime; broker keys only when listed in DYNAMIC_KEYS.
     r.read_only = read_only;
     if include_synonyms {
         let mut s = DescribeConfigsSynonym::default();

@@ -59,11 +59,12 @@ struct TopicRules {
 
 impl TopicRules {
     fn of(topic: &Topic, broker: &Broker) -> TopicRules {
+        let defaults = broker.logs.broker_config();
         let config = topic.config.read().unwrap_or_else(|p| p.into_inner());
         TopicRules {
-            compression: config.compression_target(&broker.config),
-            timestamp_bounds: (!config.log_append_time(&broker.config))
-                .then(|| config.timestamp_bounds(&broker.config)),
+            compression: config.compression_target(&defaults),
+            timestamp_bounds: (!config.log_append_time(&defaults))
+                .then(|| config.timestamp_bounds(&defaults)),
         }
     }
 }
