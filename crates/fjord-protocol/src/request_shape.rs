@@ -903,37 +903,6 @@ mod tests {
         }
     }
 
-    /// The group APIs the broker is about to serve, with the versions it will serve. Checked
-    /// against the schema directly, since `check_request_shape` passes unserved APIs.
-    const GROUP_APIS: &[(ApiKey, i16, i16)] = &[
-        (ApiKey::JoinGroup, 0, 9),
-        (ApiKey::SyncGroup, 0, 5),
-        (ApiKey::Heartbeat, 0, 4),
-        (ApiKey::LeaveGroup, 0, 5),
-        (ApiKey::OffsetCommit, 2, 9),
-        (ApiKey::OffsetFetch, 1, 9),
-        (ApiKey::ListGroups, 0, 5),
-        (ApiKey::DescribeGroups, 0, 5),
-        (ApiKey::DeleteGroups, 0, 2),
-        (ApiKey::OffsetDelete, 0, 0),
-    ];
-
-    #[test]
-    fn accepts_codec_encodings_of_group_apis() {
-        for &(api_key, min, max) in GROUP_APIS {
-            assert!(schema(api_key).is_some(), "{api_key:?} has no schema");
-            for version in min..=max {
-                let body = sample(api_key, version);
-                // The walk must cover the whole encoding, or a field is missing.
-                assert_eq!(
-                    walk_schema(api_key, version, &body),
-                    Ok(body.len()),
-                    "{api_key:?} v{version}"
-                );
-            }
-        }
-    }
-
     #[test]
     fn refuses_impossible_counts_in_group_apis() {
         // Classic: DeleteGroups v0 claiming 2^31-1 group names.
@@ -966,43 +935,6 @@ mod tests {
         ));
     }
 
-    /// The admin APIs the broker is about to serve, with the versions it will serve. Checked
-    /// against the schema directly, like the group APIs.
-    const ADMIN_APIS: &[(ApiKey, i16, i16)] = &[
-        (ApiKey::AlterConfigs, 0, 2),
-        (ApiKey::IncrementalAlterConfigs, 0, 1),
-        (ApiKey::CreatePartitions, 0, 3),
-        (ApiKey::DeleteRecords, 0, 2),
-        (ApiKey::DescribeLogDirs, 1, 4),
-        (ApiKey::DescribeCluster, 0, 1),
-    ];
-
-    #[test]
-    fn accepts_codec_encodings_of_admin_apis() {
-        for &(api_key, min, max) in ADMIN_APIS {
-            assert!(schema(api_key).is_some(), "{api_key:?} has no schema");
-            for version in min..=max {
-                let body = sample(api_key, version);
-                assert_eq!(
-                    walk_schema(api_key, version, &body),
-                    Ok(body.len()),
-                    "{api_key:?} v{version}"
-                );
-            }
-        }
-    }
-
-    /// The codec also knows DescribeCluster v2; the schema covers it, ready for a wider range.
-    #[test]
-    fn accepts_describe_cluster_v2() {
-        let body = sample(ApiKey::DescribeCluster, 2);
-        assert_eq!(
-            walk_schema(ApiKey::DescribeCluster, 2, &body),
-            Ok(body.len())
-        );
-    }
-
-    /// Null arrays (CreatePartitions assignments, DescribeLogDirs topics) walk as empty.
     #[test]
     fn accepts_null_arrays_in_admin_apis() {
         for version in 1..=4 {
@@ -1087,22 +1019,6 @@ mod tests {
     }
 
     #[test]
-    fn truncation_anywhere_in_admin_apis_is_refused() {
-        for &(api_key, min, max) in ADMIN_APIS {
-            for version in min..=max {
-                let body = sample(api_key, version);
-                for cut in 0..body.len() {
-                    assert!(
-                        check_against_schema(api_key, version, &body[..cut]).is_err(),
-                        "{api_key:?} v{version} cut at {cut}"
-                    );
-                }
-            }
-        }
-    }
-
-    /// A served API without a schema would skip the guard, so every table entry needs one.
-    #[test]
     fn every_served_api_has_a_schema() {
         for range in SUPPORTED_APIS {
             assert!(
@@ -1146,30 +1062,19 @@ mod tests {
     #[test]
     fn truncation_anywhere_is_refused() {
         for range in SUPPORTED_APIS {
-            let version = range.max_version;
-            let body = sample(
-                range.api_key,
-                crate::api_versions::codec_version(range.api_key, version),
-            );
-            for cut in 0..body.len() {
-                assert!(
-                    check_request_shape(range.api_key, version, &body[..cut]).is_err(),
-                    "{:?} v{version} cut at {cut}",
-                    range.api_key
+            for version in range.min_version..=range.max_version {
+                if !crate::api_versions::is_supported(range.api_key as i16, version) {
+                    continue;
+                }
+                let body = sample(
+                    range.api_key,
+                    crate::api_versions::codec_version(range.api_key, version),
                 );
-            }
-        }
-    }
-
-    #[test]
-    fn truncation_anywhere_in_group_apis_is_refused() {
-        for &(api_key, min, max) in GROUP_APIS {
-            for version in min..=max {
-                let body = sample(api_key, version);
                 for cut in 0..body.len() {
                     assert!(
-                        check_against_schema(api_key, version, &body[..cut]).is_err(),
-                        "{api_key:?} v{version} cut at {cut}"
+                        check_request_shape(range.api_key, version, &body[..cut]).is_err(),
+                        "{:?} v{version} cut at {cut}",
+                        range.api_key
                     );
                 }
             }
@@ -1181,18 +1086,6 @@ mod tests {
         fn random_bodies_never_panic(api in 0usize..1024, version in 0i16..16, body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
             let key = SUPPORTED_APIS[api % SUPPORTED_APIS.len()].api_key;
             let _ = check_request_shape(key, version, &body);
-        }
-
-        #[test]
-        fn random_admin_api_bodies_never_panic(api in 0usize..1024, version in 0i16..16, body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let key = ADMIN_APIS[api % ADMIN_APIS.len()].0;
-            let _ = check_against_schema(key, version, &body);
-        }
-
-        #[test]
-        fn random_group_api_bodies_never_panic(api in 0usize..1024, version in 0i16..16, body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let key = GROUP_APIS[api % GROUP_APIS.len()].0;
-            let _ = check_against_schema(key, version, &body);
         }
     }
 }
