@@ -3,12 +3,9 @@
 //! Producers find their coordinator with FindCoordinator, and every broker (and Kafka itself)
 //! must agree on the answer, so this reproduces Java's `String.hashCode` bit for bit.
 
-/// Java's `String.hashCode`: `s[0]*31^(n-1) + ... + s[n-1]` over UTF-16 code units, wrapping.
-pub fn java_string_hashcode(s: &str) -> i32 {
-    s.encode_utf16().fold(0i32, |hash, unit| {
-        hash.wrapping_mul(31).wrapping_add(i32::from(unit))
-    })
-}
+// Java's String.hashCode and the offsets-partition mapping are the group coordinator's; the
+// transaction coordinator uses the same ones so both always agree on a group's partition.
+pub use fjord_group::{java_string_hashcode, partition_for_group};
 
 /// The `__transaction_state` partition for `transactional_id`: Kafka's
 /// `Utils.abs(transactionalId.hashCode) % transactionTopicPartitionCount`, where `Utils.abs` is
@@ -22,16 +19,6 @@ pub fn partition_for_transactional_id(transactional_id: &str, num_partitions: i3
         "transaction state topic must have partitions"
     );
     (java_string_hashcode(transactional_id) & 0x7fff_ffff) % num_partitions
-}
-
-/// The `__consumer_offsets` partition of `group_id`, the one AddOffsetsToTxn adds to the
-/// transaction (same formula as the group coordinator's `partitionFor`).
-///
-/// # Panics
-/// If `num_partitions` is not positive.
-pub fn partition_for_group(group_id: &str, num_partitions: i32) -> i32 {
-    assert!(num_partitions > 0, "offsets topic must have partitions");
-    (java_string_hashcode(group_id) & 0x7fff_ffff) % num_partitions
 }
 
 #[cfg(test)]
