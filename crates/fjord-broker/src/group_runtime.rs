@@ -23,8 +23,8 @@ use fjord_group::api::{
 };
 use fjord_group::records::OffsetsRecord;
 use fjord_group::{
-    partition_for_group, Effect, GroupConfig, GroupCoordinator, MemberIdGenerator, PersistId,
-    RequestId,
+    partition_for_group, Effect, GroupConfig, GroupCoordinator, LoadEntry, MemberIdGenerator,
+    PersistId, RequestId, TxnProducer,
 };
 use fjord_protocol::batch::{build_batch, decode_records, BatchIter, BatchSpec, RecordSpec};
 use kafka_protocol::ResponseError;
@@ -148,9 +148,20 @@ pub fn start(
     logs: Weak<LogManager>,
     config: GroupRuntimeConfig,
 ) -> Result<GroupCoordinatorHandle, fjord_storage::StorageError> {
-    let mut coordinator = GroupCoordinator::new(config.group.clone(), Box::new(RandomMemberIds));
+    let existing = logs.upgrade().and_then(|l| l.topic(OFFSETS_TOPIC));
+    // Appends go to the partitions the topic really has, so transaction markers must map
+    // groups to partitions with the same count.
+    let group_config = GroupConfig {
+        offsets_topic_num_partitions: existing
+            .as_ref()
+            .map_or(config.offsets_topic_num_partitions, |topic| {
+                topic.partitions.len() as i32
+            }),
+        ..config.group.clone()
+    };
+    let mut coordinator = GroupCoordinator::new(group_config, Box::new(RandomMemberIds));
     let mut initial_effects = Vec::new();
-    if let Some(topic) = logs.upgrade().and_then(|l| l.topic(OFFSETS_TOPIC)) {
+    if let Some(topic) = existing {
         let records = read_all_records(&topic)?;
         let count = records.len();
         match coordinator.load(records, now_ms()) {
@@ -176,11 +187,12 @@ pub fn start(
     Ok(GroupCoordinatorHandle { inbox })
 }
 
-/// A record's key and (absent for tombstones) value.
-type KeyValue = (Vec<u8>, Option<Vec<u8>>);
+/// A record (key, value absent for tombstones) or a transaction marker.
+type Entry = LoadEntry<Vec<u8>, Vec<u8>>;
 
-/// Every key/value in `__consumer_offsets`, partition by partition, in log order.
-fn read_all_records(topic: &Topic) -> Result<Vec<KeyValue>, fjord_storage::StorageError> {
+/// Every record and transaction marker in `__consumer_offsets`, partition by partition, in
+/// log order.
+fn read_all_records(topic: &Topic) -> Result<Vec<Entry>, fjord_storage::StorageError> {
     let mut out = Vec::new();
     for partition in &topic.partitions {
         let Ok(offsets) = partition.offsets() else {
@@ -203,11 +215,35 @@ fn read_all_records(topic: &Topic) -> Result<Vec<KeyValue>, fjord_storage::Stora
             for (header, batch) in BatchIter::headers_only(&bytes).filter_map(Result::ok) {
                 offset = header.last_offset() + 1;
                 match decode_records(batch) {
-                    Ok(records) => out.extend(
-                        records
-                            .into_iter()
-                            .filter_map(|r| r.key.map(|k| (k, r.value))),
-                    ),
+                    Ok(records) if header.is_control() => {
+                        // A control record's key is version (i16) + type (i16): 0 abort, 1 commit.
+                        let marker_type = records
+                            .first()
+                            .and_then(|r| r.key.as_deref())
+                            .filter(|key| key.len() >= 4)
+                            .map(|key| i16::from_be_bytes([key[2], key[3]]));
+                        match marker_type {
+                            Some(marker @ (0 | 1)) => out.push(LoadEntry::Marker {
+                                producer_id: header.producer_id,
+                                commit: marker == 1,
+                                partition: partition.index,
+                            }),
+                            other => {
+                                tracing::warn!(partition = %partition.name, marker_type = ?other, "skipping unknown control record in __consumer_offsets")
+                            }
+                        }
+                    }
+                    Ok(records) => {
+                        let producer_id = header.is_transactional().then_some(header.producer_id);
+                        out.extend(records.into_iter().filter_map(|r| {
+                            r.key.map(|key| LoadEntry::Record {
+                                key,
+                                value: r.value,
+                                producer_id,
+                                partition: partition.index,
+                            })
+                        }))
+                    }
                     Err(e) => {
                         tracing::warn!(partition = %partition.name, error = %e, "skipping undecodable batch in __consumer_offsets")
                     }
@@ -314,14 +350,21 @@ impl Runtime {
                     persist_id,
                     group_id,
                     records,
-                } => self.persist(persist_id, &group_id, &records),
+                    transaction,
+                } => self.persist(persist_id, &group_id, &records, transaction),
             }
         }
     }
 
     /// Appends now (so log order is issue order) and reports completion once durable.
-    fn persist(&mut self, id: PersistId, group_id: &str, records: &[OffsetsRecord]) {
-        let appended = self.append(group_id, records);
+    fn persist(
+        &mut self,
+        id: PersistId,
+        group_id: &str,
+        records: &[OffsetsRecord],
+        transaction: Option<TxnProducer>,
+    ) {
+        let appended = self.append(group_id, records, transaction);
         let Some(inbox) = self.inbox.upgrade() else {
             return;
         };
@@ -352,9 +395,15 @@ impl Runtime {
         }
     }
 
-    /// Appends the records; returns the partition, the offset that must become durable, and
-    /// the log manager (for its flusher).
-    fn append(&self, group_id: &str, records: &[OffsetsRecord]) -> Result<Appended, i16> {
+    /// Appends the records, as a transactional batch of `transaction`'s producer if given;
+    /// returns the partition, the offset that must become durable, and the log manager (for
+    /// its flusher).
+    fn append(
+        &self,
+        group_id: &str,
+        records: &[OffsetsRecord],
+        transaction: Option<TxnProducer>,
+    ) -> Result<Appended, i16> {
         let logs = self
             .logs
             .upgrade()
@@ -376,7 +425,18 @@ impl Runtime {
                 headers: Vec::new(),
             })
             .collect();
-        let mut batch = build_batch(&BatchSpec::default(), &specs);
+        let spec = match transaction {
+            None => BatchSpec::default(),
+            // Kafka writes sequence 0: coordinator appends are not checked for sequence gaps.
+            Some(txn) => BatchSpec {
+                producer_id: txn.producer_id,
+                producer_epoch: txn.producer_epoch,
+                base_sequence: 0,
+                is_transactional: true,
+                ..BatchSpec::default()
+            },
+        };
+        let mut batch = build_batch(&spec, &specs);
         let appended = partition.append(&mut batch, now).map_err(|e| match e {
             PartitionError::Closed(_) => ResponseError::NotCoordinator.code(),
             e => partition_error(&e).code(),

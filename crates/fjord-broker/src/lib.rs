@@ -161,6 +161,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
                 offset_metadata_max_bytes: config.offset_metadata_max_bytes as usize,
                 offsets_retention_ms: config.offsets_retention_ms,
                 offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
+                offsets_topic_num_partitions: config.offsets_topic_num_partitions,
             },
             offsets_topic_num_partitions: config.offsets_topic_num_partitions,
         },

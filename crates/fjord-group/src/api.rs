@@ -244,6 +244,31 @@ pub struct OffsetCommitRequest {
     pub topics: Vec<OffsetCommitTopic>,
 }
 
+/// TxnOffsetCommit request fields (KIP-98): offsets a transactional producer commits as part
+/// of its transaction, counted only once the transaction commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnOffsetCommitRequest {
+    /// Request version: v0-2 carry no member fields, so the coordinator ignores
+    /// `generation_id`, `member_id` and `group_instance_id` below v3.
+    pub version: i16,
+    /// The producer's transactional id; the broker authorizes it, the coordinator only logs it.
+    pub transactional_id: String,
+    /// The group.
+    pub group_id: String,
+    /// The producer whose transaction the offsets belong to.
+    pub producer_id: i64,
+    /// The producer's epoch; the append fails if a newer epoch fenced it.
+    pub producer_epoch: i16,
+    /// v3+ (KIP-447): the consumer's generation, -1 if not given.
+    pub generation_id: i32,
+    /// v3+ (KIP-447): the consumer's member id, "" if not given.
+    pub member_id: String,
+    /// v3+ (KIP-447): the consumer's static instance id, if any.
+    pub group_instance_id: Option<String>,
+    /// Offsets to commit; `commit_timestamp_ms` should be -1 (the coordinator's clock).
+    pub topics: Vec<OffsetCommitTopic>,
+}
+
 /// A per-partition outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionError {
@@ -285,7 +310,8 @@ pub struct OffsetFetchRequest {
     pub group_id: String,
     /// `None` fetches every committed offset of the group.
     pub topics: Option<Vec<TopicPartitions>>,
-    /// v7+: answer UNSTABLE_OFFSET_COMMIT while a commit is being written.
+    /// v7+: answer UNSTABLE_OFFSET_COMMIT for partitions with a commit still being written or
+    /// a transactional commit not yet committed or aborted.
     pub require_stable: bool,
 }
 
@@ -414,6 +440,8 @@ pub enum Response {
     LeaveGroup(LeaveGroupResponse),
     /// OffsetCommit.
     OffsetCommit(OffsetCommitResponse),
+    /// TxnOffsetCommit: the same per-partition outcomes as OffsetCommit.
+    TxnOffsetCommit(OffsetCommitResponse),
     /// OffsetDelete.
     OffsetDelete(OffsetDeleteResponse),
     /// DeleteGroups.

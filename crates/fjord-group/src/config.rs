@@ -21,6 +21,10 @@ pub struct GroupConfig {
     /// `offsets.retention.check.interval.ms`: how often the runtime should call
     /// [`crate::GroupCoordinator::cleanup_expired_offsets`].
     pub offsets_retention_check_interval_ms: i64,
+    /// `offsets.topic.num.partitions`: which groups a transaction marker in one
+    /// `__consumer_offsets` partition completes ([`crate::partition_for_group`]). Must match
+    /// the partition count of the topic the runtime appends to.
+    pub offsets_topic_num_partitions: i32,
 }
 
 impl Default for GroupConfig {
@@ -33,6 +37,7 @@ impl Default for GroupConfig {
             offset_metadata_max_bytes: 4_096,
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1_000,
             offsets_retention_check_interval_ms: 600_000,
+            offsets_topic_num_partitions: 50,
         }
     }
 }
@@ -73,6 +78,9 @@ impl GroupConfig {
         if self.offsets_retention_check_interval_ms < 1 {
             return invalid("offsets.retention.check.interval.ms", "must be >= 1");
         }
+        if self.offsets_topic_num_partitions < 1 {
+            return invalid("offsets.topic.num.partitions", "must be >= 1");
+        }
         Ok(self)
     }
 }
@@ -87,6 +95,22 @@ mod tests {
         assert_eq!(config.group_initial_rebalance_delay_ms, 3_000);
         assert_eq!(config.offset_metadata_max_bytes, 4_096);
         assert_eq!(config.offsets_retention_ms, 604_800_000);
+        assert_eq!(config.offsets_topic_num_partitions, 50);
+    }
+
+    #[test]
+    fn offsets_topic_without_partitions_is_rejected() {
+        let config = GroupConfig {
+            offsets_topic_num_partitions: 0,
+            ..Default::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::InvalidValue {
+                key: "offsets.topic.num.partitions",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -14,14 +14,17 @@ use crate::api::{
     DeleteGroupsResponse, DeletedGroup, DescribedGroup, DescribedMember, GroupProtocol,
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
     LeaveGroupMemberResponse, LeaveGroupRequest, LeaveGroupResponse, ListedGroup,
-    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
-    OffsetFetchPartition, OffsetFetchRequest, OffsetFetchResponse, OffsetFetchTopic,
-    PartitionError, Response, SyncGroupRequest, SyncGroupResponse, TopicPartitionErrors,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetCommitTopic, OffsetDeleteRequest,
+    OffsetDeleteResponse, OffsetFetchPartition, OffsetFetchRequest, OffsetFetchResponse,
+    OffsetFetchTopic, PartitionError, Response, SyncGroupRequest, SyncGroupResponse,
+    TopicPartitionErrors, TxnOffsetCommitRequest,
 };
 use crate::config::GroupConfig;
-use crate::effect::{Effect, PersistId, RequestId};
+use crate::effect::{Effect, PersistId, RequestId, TxnProducer};
 use crate::error::ErrorCode;
 use crate::group::{CommittedOffset, Group, GroupState, JoinPhase, Member, TopicPartition};
+use crate::load::{LoadEntry, Replay};
+use crate::partition::partition_for_group;
 use crate::records::{
     GroupMetadataKey, GroupMetadataValue, MemberMetadataValue, OffsetCommitKey, OffsetCommitValue,
     OffsetsKey, OffsetsRecord, OffsetsValue, RecordError,
@@ -74,11 +77,13 @@ enum PendingPersist {
     },
     /// A static member rejoined a Stable group under a new member id.
     StaticMemberJoin(Box<StaticJoin>),
-    /// An OffsetCommit; `entries` is the request order, `None` where metadata was too large.
+    /// An OffsetCommit, or a TxnOffsetCommit when `transaction` is set; `entries` is the
+    /// request order, `None` where metadata was too large.
     OffsetCommit {
         request_id: RequestId,
         group_id: String,
         entries: Vec<(TopicPartition, Option<CommittedOffset>)>,
+        transaction: Option<TxnProducer>,
     },
 }
 
@@ -105,6 +110,11 @@ pub struct GroupCoordinator {
     timers: Timers,
     persists: HashMap<PersistId, PendingPersist>,
     next_persist_id: u64,
+    /// Bumped per offset commit append and per replayed record: log order within a partition.
+    next_log_sequence: u64,
+    /// Groups holding pending transactional offsets, per producer id (Kafka's
+    /// `openGroupsForProducer`), so a marker finds its groups without a scan.
+    txn_groups: BTreeMap<i64, BTreeSet<String>>,
     announced_deadline: Option<i64>,
     effects: Vec<Effect>,
 }
@@ -128,6 +138,8 @@ impl GroupCoordinator {
             timers: Timers::default(),
             persists: HashMap::new(),
             next_persist_id: 0,
+            next_log_sequence: 0,
+            txn_groups: BTreeMap::new(),
             announced_deadline: None,
             effects: Vec::new(),
         }
@@ -200,6 +212,61 @@ impl GroupCoordinator {
         self.finish()
     }
 
+    /// TxnOffsetCommit: the offsets are appended as a transactional batch of the producer and
+    /// answered once written, but only count when the producer's transaction commits
+    /// ([`GroupCoordinator::complete_transaction`]). Until then OffsetFetch keeps returning
+    /// the previous offsets (UNSTABLE_OFFSET_COMMIT with `require_stable`).
+    pub fn txn_offset_commit(
+        &mut self,
+        request_id: RequestId,
+        request: TxnOffsetCommitRequest,
+        now_ms: i64,
+    ) -> Vec<Effect> {
+        self.handle_txn_offset_commit(request_id, request, now_ms);
+        self.finish()
+    }
+
+    /// A commit (`commit`) or abort marker of `producer_id` is durable in `__consumer_offsets`
+    /// partition `offsets_partition`: the producer's pending offsets in the groups of that
+    /// partition become committed offsets, or are dropped (Kafka's `handleTxnCompletion`).
+    /// A plain commit appended after a transactional one keeps precedence.
+    pub fn complete_transaction(
+        &mut self,
+        producer_id: i64,
+        offsets_partition: i32,
+        commit: bool,
+        now_ms: i64,
+    ) -> Vec<Effect> {
+        let num_partitions = self.config.offsets_topic_num_partitions;
+        let mut completed = Vec::new();
+        if let Some(group_ids) = self.txn_groups.get_mut(&producer_id) {
+            group_ids.retain(|group_id| {
+                let in_partition =
+                    partition_for_group(group_id, num_partitions) == offsets_partition;
+                if in_partition {
+                    completed.push(group_id.clone());
+                }
+                !in_partition
+            });
+            if group_ids.is_empty() {
+                self.txn_groups.remove(&producer_id);
+            }
+        }
+        for group_id in completed {
+            if let Some(group) = self.groups.get_mut(&group_id) {
+                group.complete_txn_offsets(producer_id, commit);
+                tracing::debug!(
+                    group_id,
+                    producer_id,
+                    commit,
+                    now_ms,
+                    "completed transactional offset commits"
+                );
+            }
+        }
+        self.finish()
+    }
+
     /// OffsetFetch: read-only, answered directly.
     pub fn fetch_offsets(&self, request: &OffsetFetchRequest) -> OffsetFetchResponse {
         let group = self.groups.get(&request.group_id);
@@ -214,7 +281,9 @@ impl GroupCoordinator {
             let Some(group) = group else {
                 return none(ErrorCode::None);
             };
-            if request.require_stable && group.has_pending_commit(tp) {
+            if request.require_stable
+                && (group.has_pending_commit(tp) || group.has_pending_txn_offset(tp))
+            {
                 return none(ErrorCode::UnstableOffsetCommit);
             }
             match group.offsets.get(tp) {
@@ -349,10 +418,14 @@ impl GroupCoordinator {
                 }
                 Some(mut group) => {
                     group.transition(GroupState::Dead, now_ms);
-                    let removed: Vec<TopicPartition> = group.offsets.keys().cloned().collect();
+                    // Open transactions' offsets get tombstones too, so a replay drops them
+                    // even if their transaction commits later.
+                    let mut removed: BTreeSet<TopicPartition> = group.pending_txn_partitions();
+                    removed.extend(group.offsets.keys().cloned());
                     group.offsets.clear();
                     group.pending_offset_commits.clear();
-                    self.cleanup_group(group, removed, now_ms);
+                    self.forget_txn_offsets(&mut group);
+                    self.cleanup_group(group, removed.into_iter().collect(), now_ms);
                     ErrorCode::None
                 }
             };
@@ -406,8 +479,9 @@ impl GroupCoordinator {
                 request_id,
                 group_id,
                 entries,
+                transaction,
             }) => {
-                self.complete_offset_commit(request_id, &group_id, entries, result);
+                self.complete_offset_commit(request_id, &group_id, entries, transaction, result);
             }
         }
         self.finish()
@@ -467,23 +541,40 @@ impl GroupCoordinator {
         self.finish()
     }
 
-    /// Rebuilds groups and offsets from `__consumer_offsets` records in log order (e.g. one
-    /// partition when this broker becomes its leader). Later records win; tombstones delete.
-    /// Keys of unknown versions are skipped, as Kafka does; any other undecodable record fails
-    /// the load. Members get a fresh session deadline from `now_ms`.
+    /// Rebuilds groups and offsets from `__consumer_offsets` in log order per partition (e.g.
+    /// one partition when this broker becomes its leader). Later records win; tombstones
+    /// delete. Records of transactional batches wait for their producer's marker in the same
+    /// partition: a commit applies them, an abort drops them, and those with no marker yet
+    /// stay pending until [`GroupCoordinator::complete_transaction`]. Keys of unknown
+    /// versions are skipped, as Kafka does; any other undecodable record fails the load.
+    /// Members get a fresh session deadline from `now_ms`.
     pub fn load<K, V>(
         &mut self,
-        records: impl IntoIterator<Item = (K, Option<V>)>,
+        entries: impl IntoIterator<Item = LoadEntry<K, V>>,
         now_ms: i64,
     ) -> Result<Vec<Effect>, RecordError>
     where
         K: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
-        let mut offsets: BTreeMap<String, BTreeMap<TopicPartition, CommittedOffset>> =
-            BTreeMap::new();
-        let mut metadata: BTreeMap<String, Option<GroupMetadataValue>> = BTreeMap::new();
-        for (key, value) in records {
+        let mut replay = Replay::default();
+        for entry in entries {
+            let (key, value, producer_id, partition) = match entry {
+                LoadEntry::Marker {
+                    producer_id,
+                    commit,
+                    partition,
+                } => {
+                    replay.marker(producer_id, commit, partition);
+                    continue;
+                }
+                LoadEntry::Record {
+                    key,
+                    value,
+                    producer_id,
+                    partition,
+                } => (key, value, producer_id, partition),
+            };
             let record =
                 match OffsetsRecord::decode(key.as_ref(), value.as_ref().map(AsRef::as_ref)) {
                     Ok(record) => record,
@@ -496,57 +587,28 @@ impl GroupCoordinator {
                     }
                     Err(e) => return Err(e),
                 };
-            match (record.key, record.value) {
-                (OffsetsKey::OffsetCommit(key), value) => {
-                    let tp = TopicPartition {
-                        topic: key.topic,
-                        partition: key.partition,
-                    };
-                    let group = offsets.entry(key.group).or_default();
-                    match value {
-                        Some(OffsetsValue::OffsetCommit(v)) => {
-                            group.insert(
-                                tp,
-                                CommittedOffset {
-                                    offset: v.offset,
-                                    leader_epoch: (v.leader_epoch >= 0).then_some(v.leader_epoch),
-                                    metadata: v.metadata,
-                                    commit_timestamp_ms: v.commit_timestamp,
-                                    expire_timestamp_ms: (v.expire_timestamp != -1)
-                                        .then_some(v.expire_timestamp),
-                                },
-                            );
-                        }
-                        _ => {
-                            group.remove(&tp);
-                        }
-                    }
-                }
-                (OffsetsKey::GroupMetadata(key), Some(OffsetsValue::GroupMetadata(value))) => {
-                    metadata.insert(key.group, Some(value));
-                }
-                (OffsetsKey::GroupMetadata(key), _) => {
-                    metadata.insert(key.group, None);
-                }
-            }
+            self.next_log_sequence += 1;
+            replay.record(record, producer_id, partition, self.next_log_sequence);
         }
-        let mut group_ids: BTreeSet<String> = offsets
-            .iter()
-            .filter(|(_, o)| !o.is_empty())
-            .map(|(g, _)| g.clone())
-            .collect();
-        group_ids.extend(
-            metadata
-                .iter()
-                .filter(|(_, v)| v.is_some())
-                .map(|(g, _)| g.clone()),
-        );
-        for group_id in group_ids {
+        for (group_id, loaded) in replay.finish() {
             let mut group = Group::new(group_id.clone(), now_ms);
-            if let Some(Some(value)) = metadata.remove(&group_id) {
+            if let Some(value) = loaded.metadata {
                 self.restore_group_metadata(&mut group, value, now_ms);
             }
-            group.offsets = offsets.remove(&group_id).unwrap_or_default();
+            group.offsets = loaded.offsets;
+            for (producer_id, offsets) in loaded.pending {
+                self.txn_groups
+                    .entry(producer_id)
+                    .or_default()
+                    .insert(group_id.clone());
+                group.pending_txn_offsets.insert(
+                    producer_id,
+                    offsets
+                        .into_iter()
+                        .map(|(tp, offset)| (tp, vec![offset]))
+                        .collect(),
+                );
+            }
             self.groups.insert(group_id, group);
         }
         Ok(self.finish())
@@ -582,6 +644,16 @@ impl GroupCoordinator {
     }
 
     fn persist(&mut self, group_id: &str, records: Vec<OffsetsRecord>, pending: PendingPersist) {
+        self.persist_batch(group_id, records, None, pending);
+    }
+
+    fn persist_batch(
+        &mut self,
+        group_id: &str,
+        records: Vec<OffsetsRecord>,
+        transaction: Option<TxnProducer>,
+        pending: PendingPersist,
+    ) {
         self.next_persist_id += 1;
         let persist_id = PersistId(self.next_persist_id);
         self.persists.insert(persist_id, pending);
@@ -589,7 +661,28 @@ impl GroupCoordinator {
             persist_id,
             group_id: group_id.to_owned(),
             records,
+            transaction,
         });
+    }
+
+    /// Drops a group's pending transactional offsets and its entries in the producer index.
+    fn forget_txn_offsets(&mut self, group: &mut Group) {
+        for producer_id in mem::take(&mut group.pending_txn_offsets).into_keys() {
+            self.forget_txn_group(producer_id, group);
+        }
+    }
+
+    /// Removes `group` from `producer_id`'s index entry once it holds nothing of the producer.
+    fn forget_txn_group(&mut self, producer_id: i64, group: &Group) {
+        if group.has_pending_txn_offsets_from(producer_id) {
+            return;
+        }
+        if let Some(group_ids) = self.txn_groups.get_mut(&producer_id) {
+            group_ids.remove(&group.group_id);
+            if group_ids.is_empty() {
+                self.txn_groups.remove(&producer_id);
+            }
+        }
     }
 
     /// Runs `f` on a group taken out of the map (so `f` may borrow the coordinator mutably)
@@ -1603,26 +1696,56 @@ impl GroupCoordinator {
             None => {
                 return self.respond_commit_error(
                     request_id,
-                    &request,
+                    &request.topics,
+                    false,
                     ErrorCode::IllegalGeneration,
                 )
             }
         };
-        match self.validate_offset_commit(&group, &request) {
-            Some(error) => self.respond_commit_error(request_id, &request, error),
+        let validation = Self::validate_offset_commit(
+            &group,
+            request.generation_id,
+            &request.member_id,
+            request.group_instance_id.as_deref(),
+            false,
+        );
+        let expire_timestamp_ms =
+            (request.retention_time_ms != -1).then(|| now_ms + request.retention_time_ms);
+        match validation {
+            Some(error) => self.respond_commit_error(request_id, &request.topics, false, error),
             None => match group.state {
-                GroupState::Empty => self.store_offsets(&mut group, request_id, &request, now_ms),
+                GroupState::Empty => self.store_offsets(
+                    &mut group,
+                    request_id,
+                    &request.topics,
+                    expire_timestamp_ms,
+                    None,
+                    now_ms,
+                ),
                 // PreparingRebalance still accepts commits: the heartbeat tells members to rejoin.
                 GroupState::Stable | GroupState::PreparingRebalance => {
                     self.schedule_session(&group, &request.member_id, now_ms);
-                    self.store_offsets(&mut group, request_id, &request, now_ms);
+                    self.store_offsets(
+                        &mut group,
+                        request_id,
+                        &request.topics,
+                        expire_timestamp_ms,
+                        None,
+                        now_ms,
+                    );
                 }
                 GroupState::CompletingRebalance => {
-                    self.respond_commit_error(request_id, &request, ErrorCode::RebalanceInProgress);
+                    self.respond_commit_error(
+                        request_id,
+                        &request.topics,
+                        false,
+                        ErrorCode::RebalanceInProgress,
+                    );
                 }
                 GroupState::Dead => self.respond_commit_error(
                     request_id,
-                    &request,
+                    &request.topics,
+                    false,
                     ErrorCode::CoordinatorNotAvailable,
                 ),
             },
@@ -1630,37 +1753,108 @@ impl GroupCoordinator {
         self.groups.insert(group.group_id.clone(), group);
     }
 
+    /// Kafka's `handleTxnCommitOffsets`: the member fields (v3+, KIP-447) are checked like a
+    /// commit's, so a zombie producer of an old generation is fenced; without them any group
+    /// state accepts the commit, and the group state itself is never enforced.
+    fn handle_txn_offset_commit(
+        &mut self,
+        request_id: RequestId,
+        request: TxnOffsetCommitRequest,
+        now_ms: i64,
+    ) {
+        let transaction = TxnProducer {
+            producer_id: request.producer_id,
+            producer_epoch: request.producer_epoch,
+        };
+        // Unlike OffsetCommit, TxnOffsetCommit never accepted an empty group id.
+        if request.group_id.is_empty() {
+            return self.respond_commit_error(
+                request_id,
+                &request.topics,
+                true,
+                ErrorCode::InvalidGroupId,
+            );
+        }
+        let (generation_id, member_id, group_instance_id) = if request.version >= 3 {
+            (
+                request.generation_id,
+                request.member_id.as_str(),
+                request.group_instance_id.as_deref(),
+            )
+        } else {
+            (-1, "", None)
+        };
+        let mut group = match self.groups.remove(&request.group_id) {
+            Some(group) => group,
+            None if generation_id < 0 => Group::new(request.group_id.clone(), now_ms),
+            None => {
+                return self.respond_commit_error(
+                    request_id,
+                    &request.topics,
+                    true,
+                    ErrorCode::IllegalGeneration,
+                )
+            }
+        };
+        match Self::validate_offset_commit(
+            &group,
+            generation_id,
+            member_id,
+            group_instance_id,
+            true,
+        ) {
+            Some(error) => self.respond_commit_error(request_id, &request.topics, true, error),
+            None => {
+                tracing::debug!(
+                    group_id = request.group_id,
+                    transactional_id = request.transactional_id,
+                    producer_id = request.producer_id,
+                    "transactional offset commit"
+                );
+                self.store_offsets(
+                    &mut group,
+                    request_id,
+                    &request.topics,
+                    None,
+                    Some(transaction),
+                    now_ms,
+                );
+            }
+        }
+        self.groups.insert(group.group_id.clone(), group);
+    }
+
     /// Kafka's `validateOffsetCommit`: group members must prove membership and generation; a
-    /// commit without them is only allowed while nobody is in the group.
+    /// commit without them is only allowed while nobody is in the group, except for
+    /// transactional commits (TxnOffsetCommit v0-2 had no member fields to send).
     fn validate_offset_commit(
-        &self,
         group: &Group,
-        request: &OffsetCommitRequest,
+        generation_id: i32,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        transactional: bool,
     ) -> Option<ErrorCode> {
         if group.is(GroupState::Dead) {
             return Some(ErrorCode::CoordinatorNotAvailable);
         }
-        if request.generation_id >= 0
-            || !request.member_id.is_empty()
-            || request.group_instance_id.is_some()
-        {
-            if let Some(instance_id) = &request.group_instance_id {
+        if generation_id >= 0 || !member_id.is_empty() || group_instance_id.is_some() {
+            if let Some(instance_id) = group_instance_id {
                 match group.current_static_member_id(instance_id) {
-                    Some(current) if *current != request.member_id => {
+                    Some(current) if *current != member_id => {
                         return Some(ErrorCode::FencedInstanceId)
                     }
                     Some(_) => {}
                     None => return Some(ErrorCode::UnknownMemberId),
                 }
             }
-            if !group.has(&request.member_id) {
+            if !group.has(member_id) {
                 return Some(ErrorCode::UnknownMemberId);
             }
-            if request.generation_id != group.generation_id {
+            if generation_id != group.generation_id {
                 return Some(ErrorCode::IllegalGeneration);
             }
             None
-        } else if !group.is(GroupState::Empty) {
+        } else if !transactional && !group.is(GroupState::Empty) {
             Some(ErrorCode::UnknownMemberId)
         } else {
             None
@@ -1670,11 +1864,11 @@ impl GroupCoordinator {
     fn respond_commit_error(
         &mut self,
         request_id: RequestId,
-        request: &OffsetCommitRequest,
+        topics: &[OffsetCommitTopic],
+        transactional: bool,
         error: ErrorCode,
     ) {
-        let topics = request
-            .topics
+        let topics = topics
             .iter()
             .map(|t| TopicPartitionErrors {
                 name: t.name.clone(),
@@ -1690,23 +1884,28 @@ impl GroupCoordinator {
             .collect();
         self.respond(
             request_id,
-            Response::OffsetCommit(OffsetCommitResponse { topics }),
+            commit_response(transactional, OffsetCommitResponse { topics }),
         );
     }
 
+    /// Appends the offsets (one batch; transactional for `transaction`) and answers once the
+    /// append completes. A plain commit counts then; a transactional one waits, from now on,
+    /// for its producer's marker.
     fn store_offsets(
         &mut self,
         group: &mut Group,
         request_id: RequestId,
-        request: &OffsetCommitRequest,
+        topics: &[OffsetCommitTopic],
+        expire_timestamp_ms: Option<i64>,
+        transaction: Option<TxnProducer>,
         now_ms: i64,
     ) {
         let max = self.config.offset_metadata_max_bytes;
-        let expire_timestamp_ms =
-            (request.retention_time_ms != -1).then(|| now_ms + request.retention_time_ms);
+        self.next_log_sequence += 1;
+        let log_sequence = self.next_log_sequence;
         let mut entries = Vec::new();
         let mut records = Vec::new();
-        for topic in &request.topics {
+        for topic in topics {
             for p in &topic.partitions {
                 let tp = TopicPartition {
                     topic: topic.name.clone(),
@@ -1729,25 +1928,39 @@ impl GroupCoordinator {
                         p.commit_timestamp_ms
                     },
                     expire_timestamp_ms,
+                    log_sequence,
                 };
                 records.push(offset_commit_record(&group.group_id, &tp, &offset));
-                *group.pending_offset_commits.entry(tp.clone()).or_default() += 1;
+                match transaction {
+                    None => *group.pending_offset_commits.entry(tp.clone()).or_default() += 1,
+                    Some(txn) => {
+                        group.prepare_txn_offset(txn.producer_id, tp.clone(), offset.clone())
+                    }
+                }
                 entries.push((tp, Some(offset)));
             }
         }
         if records.is_empty() {
             return self.respond_commit_error(
                 request_id,
-                request,
+                topics,
+                transaction.is_some(),
                 ErrorCode::OffsetMetadataTooLarge,
             );
+        }
+        if let Some(txn) = transaction {
+            self.txn_groups
+                .entry(txn.producer_id)
+                .or_default()
+                .insert(group.group_id.clone());
         }
         let pending = PendingPersist::OffsetCommit {
             request_id,
             group_id: group.group_id.clone(),
             entries,
+            transaction,
         };
-        self.persist(&group.group_id.clone(), records, pending);
+        self.persist_batch(&group.group_id.clone(), records, transaction, pending);
     }
 
     fn complete_offset_commit(
@@ -1755,29 +1968,21 @@ impl GroupCoordinator {
         request_id: RequestId,
         group_id: &str,
         entries: Vec<(TopicPartition, Option<CommittedOffset>)>,
+        transaction: Option<TxnProducer>,
         result: Result<(), i16>,
     ) {
         let error = match result {
             Ok(()) => ErrorCode::None,
             Err(append_error) => ErrorCode::from_offset_append_error(append_error),
         };
-        let group = self.groups.get_mut(group_id);
+        let mut group = self.groups.remove(group_id);
         let mut topics: Vec<TopicPartitionErrors> = Vec::new();
-        let mut group = group;
         for (tp, offset) in entries {
             let partition_error = match offset {
                 None => ErrorCode::OffsetMetadataTooLarge,
                 Some(offset) => {
-                    if let Some(group) = group.as_deref_mut() {
-                        if let Some(n) = group.pending_offset_commits.get_mut(&tp) {
-                            *n = n.saturating_sub(1);
-                            if *n == 0 {
-                                group.pending_offset_commits.remove(&tp);
-                            }
-                        }
-                        if result.is_ok() {
-                            group.offsets.insert(tp.clone(), offset);
-                        }
+                    if let Some(group) = group.as_mut() {
+                        Self::settle_offset(group, &tp, offset, transaction, result.is_ok());
                     }
                     error
                 }
@@ -1794,10 +1999,44 @@ impl GroupCoordinator {
                 }),
             }
         }
+        if let Some(group) = group {
+            if let Some(txn) = transaction {
+                self.forget_txn_group(txn.producer_id, &group);
+            }
+            self.groups.insert(group.group_id.clone(), group);
+        }
         self.respond(
             request_id,
-            Response::OffsetCommit(OffsetCommitResponse { topics }),
+            commit_response(transaction.is_some(), OffsetCommitResponse { topics }),
         );
+    }
+
+    /// One partition's append outcome: a plain commit counts (unless a later one already
+    /// does); a transactional one becomes pending for its marker, or is taken back.
+    fn settle_offset(
+        group: &mut Group,
+        tp: &TopicPartition,
+        offset: CommittedOffset,
+        transaction: Option<TxnProducer>,
+        appended: bool,
+    ) {
+        match transaction {
+            None => {
+                if let Some(n) = group.pending_offset_commits.get_mut(tp) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        group.pending_offset_commits.remove(tp);
+                    }
+                }
+                if appended {
+                    group.commit_offset(tp.clone(), offset);
+                }
+            }
+            Some(txn) if appended => {
+                group.txn_offset_appended(txn.producer_id, tp, offset.log_sequence)
+            }
+            Some(txn) => group.txn_offset_failed(txn.producer_id, tp, offset.log_sequence),
+        }
     }
 
     fn handle_delete_offsets(
@@ -1815,6 +2054,7 @@ impl GroupCoordinator {
         let Some(mut group) = self.groups.remove(&request.group_id) else {
             return group_error(ErrorCode::GroupIdNotFound);
         };
+        let open_producers: Vec<i64> = group.pending_txn_offsets.keys().copied().collect();
         let check_subscription = match group.state {
             GroupState::Empty => false,
             GroupState::PreparingRebalance
@@ -1847,7 +2087,10 @@ impl GroupCoordinator {
                     partition: *partition,
                 };
                 group.pending_offset_commits.remove(&tp);
-                if group.offsets.remove(&tp).is_some() {
+                // The tombstone also covers open transactions' offsets (so replay drops them
+                // too), which is why it is written when only those existed.
+                let had_txn_offsets = group.remove_txn_offsets(&tp);
+                if group.offsets.remove(&tp).is_some() || had_txn_offsets {
                     removed.push(tp);
                 }
             }
@@ -1862,6 +2105,9 @@ impl GroupCoordinator {
                     })
                     .collect(),
             });
+        }
+        for producer_id in open_producers {
+            self.forget_txn_group(producer_id, &group);
         }
         self.cleanup_group(group, removed, now_ms);
         OffsetDeleteResponse {
@@ -1881,6 +2127,8 @@ impl GroupCoordinator {
                 .filter(|(tp, offset)| {
                     !subscribed.is_some_and(|topics| topics.contains(&tp.topic))
                         && !group.has_pending_commit(tp)
+                        // Kafka's newer coordinator: a transaction may still commit over it.
+                        && !group.has_pending_txn_offset(tp)
                         && match offset.expire_timestamp_ms {
                             None => now_ms - base_timestamp(offset) >= retention_ms,
                             Some(expire_ms) => now_ms >= expire_ms,
@@ -1911,7 +2159,7 @@ impl GroupCoordinator {
     /// Kafka's `cleanupGroupMetadata` for one group whose offsets in `removed` are already
     /// gone: an Empty group without offsets dies; tombstones go out; dead groups are dropped.
     fn cleanup_group(&mut self, mut group: Group, removed: Vec<TopicPartition>, now_ms: i64) {
-        if group.is(GroupState::Empty) && group.offsets.is_empty() {
+        if group.is(GroupState::Empty) && !group.has_offsets() {
             group.transition(GroupState::Dead, now_ms);
         }
         let mut records: Vec<OffsetsRecord> = removed
@@ -1996,6 +2244,15 @@ impl GroupCoordinator {
         for member_id in member_ids {
             self.schedule_session(group, &member_id, now_ms);
         }
+    }
+}
+
+/// OffsetCommit and TxnOffsetCommit answer with the same per-partition shape.
+fn commit_response(transactional: bool, response: OffsetCommitResponse) -> Response {
+    if transactional {
+        Response::TxnOffsetCommit(response)
+    } else {
+        Response::OffsetCommit(response)
     }
 }
 

@@ -291,6 +291,14 @@ fn group_tombstone() -> OffsetsRecord {
     }
 }
 
+/// The `__consumer_offsets` partition of `group_id` under the default configuration.
+fn offsets_partition(group_id: &str) -> i32 {
+    partition_for_group(
+        group_id,
+        GroupConfig::default().offsets_topic_num_partitions,
+    )
+}
+
 fn fetch_all(c: &GroupCoordinator) -> Vec<(String, i32, i64)> {
     let response = c.fetch_offsets(&OffsetFetchRequest {
         group_id: "g".into(),
@@ -672,6 +680,7 @@ fn leader_sync_completes_followers() {
         vec![Effect::Persist {
             persist_id: PersistId(1),
             group_id: "g".into(),
+            transaction: None,
             records: vec![OffsetsRecord {
                 key: OffsetsKey::GroupMetadata(GroupMetadataKey { group: "g".into() }),
                 value: Some(OffsetsValue::GroupMetadata(GroupMetadataValue {
@@ -910,6 +919,7 @@ fn last_member_expiring_makes_the_group_empty() {
         vec![Effect::Persist {
             persist_id: PersistId(2),
             group_id: "g".into(),
+            transaction: None,
             records: vec![OffsetsRecord {
                 key: OffsetsKey::GroupMetadata(GroupMetadataKey { group: "g".into() }),
                 value: Some(OffsetsValue::GroupMetadata(GroupMetadataValue {
@@ -1263,6 +1273,7 @@ fn simple_consumer_commit_to_unknown_group_is_allowed() {
         vec![Effect::Persist {
             persist_id: PersistId(1),
             group_id: "g".into(),
+            transaction: None,
             records: vec![
                 offset_record("t", 0, 42, "m", 1_000),
                 offset_record("t", 1, 7, "", 1_000)
@@ -1363,6 +1374,7 @@ fn member_commit_in_stable_group_is_stored_and_resets_its_session() {
         vec![Effect::Persist {
             persist_id: PersistId(2),
             group_id: "g".into(),
+            transaction: None,
             records: vec![offset_record("t", 0, 5, "", 4_000)]
         }]
     );
@@ -1415,6 +1427,7 @@ fn oversized_metadata_is_offset_metadata_too_large_per_partition() {
         vec![Effect::Persist {
             persist_id: PersistId(1),
             group_id: "g".into(),
+            transaction: None,
             records: vec![offset_record("t", 0, 1, "ééé", 0)]
         }]
     );
@@ -1594,6 +1607,7 @@ fn delete_groups_only_deletes_empty_groups() {
             Effect::Persist {
                 persist_id: PersistId(2),
                 group_id: "g".into(),
+                transaction: None,
                 records: vec![offset_tombstone("t", 0)]
             },
             respond(
@@ -1634,6 +1648,7 @@ fn deleting_a_group_that_rebalanced_writes_a_group_tombstone() {
             Effect::Persist {
                 persist_id: PersistId(2),
                 group_id: "g".into(),
+                transaction: None,
                 records: vec![group_tombstone()]
             },
             respond(
@@ -1682,6 +1697,7 @@ fn offset_delete_refuses_topics_the_group_consumes() {
             Effect::Persist {
                 persist_id: PersistId(3),
                 group_id: "g".into(),
+                transaction: None,
                 records: vec![offset_tombstone("old", 0)]
             },
             respond(
@@ -1748,6 +1764,7 @@ fn offsets_of_a_simple_consumer_expire_after_retention_and_the_group_dies() {
         vec![Effect::Persist {
             persist_id: PersistId(3),
             group_id: "g".into(),
+            transaction: None,
             records: vec![offset_tombstone("t", 0)]
         }]
     );
@@ -1757,6 +1774,7 @@ fn offsets_of_a_simple_consumer_expire_after_retention_and_the_group_dies() {
         vec![Effect::Persist {
             persist_id: PersistId(4),
             group_id: "g".into(),
+            transaction: None,
             records: vec![offset_tombstone("t", 1)]
         }]
     );
@@ -1887,12 +1905,37 @@ fn describe_groups_shows_members_and_reports_unknown_groups_dead() {
 
 // ------------------------------------------------------------------ Loading
 
-/// Feeds every Persist of `effects` into `log` as the runtime would append it.
-fn append(log: &mut Vec<(Bytes, Option<Bytes>)>, effects: &[Effect]) {
+type Log = Vec<LoadEntry<Bytes, Bytes>>;
+
+/// Feeds every Persist of `effects` into `log` as the runtime would append it: to the group's
+/// offsets partition, transactional batches naming their producer.
+fn append(log: &mut Log, effects: &[Effect]) {
     for effect in effects {
-        if let Effect::Persist { records, .. } = effect {
-            log.extend(records.iter().map(|r| (r.encode_key(), r.encode_value())));
+        if let Effect::Persist {
+            group_id,
+            records,
+            transaction,
+            ..
+        } = effect
+        {
+            let partition = offsets_partition(group_id);
+            log.extend(records.iter().map(|r| LoadEntry::Record {
+                key: r.encode_key(),
+                value: r.encode_value(),
+                producer_id: transaction.map(|t| t.producer_id),
+                partition,
+            }));
         }
+    }
+}
+
+/// A record of a plain batch in the offsets partition of "g".
+fn plain(key: Bytes, value: Option<Bytes>) -> LoadEntry<Bytes, Bytes> {
+    LoadEntry::Record {
+        key,
+        value,
+        producer_id: None,
+        partition: offsets_partition("g"),
     }
 }
 
@@ -1938,7 +1981,7 @@ fn load_rebuilds_offsets_and_groups() {
         &mut log,
         &c.delete_groups(RequestId(8), &["gone".to_owned()], 0),
     );
-    log.push((Bytes::from_static(&[0, 9, 0, 0]), None));
+    log.push(plain(Bytes::from_static(&[0, 9, 0, 0]), None));
 
     let mut loaded = coordinator(0);
     let effects = loaded.load(log, 50).unwrap();
@@ -1981,7 +2024,7 @@ fn load_fails_on_a_corrupt_value() {
     let key = OffsetsKey::GroupMetadata(GroupMetadataKey { group: "g".into() }).encode();
     let mut c = coordinator(0);
     let error = c
-        .load(vec![(key, Some(Bytes::from_static(&[0, 3, 0])))], 0)
+        .load(vec![plain(key, Some(Bytes::from_static(&[0, 3, 0])))], 0)
         .unwrap_err();
     assert!(
         matches!(
@@ -2067,4 +2110,694 @@ fn leave_of_a_pending_member_lets_the_rebalance_complete() {
     assert_eq!(effects.len(), 1, "{effects:?}");
     let effects = c.leave_group(RequestId(12), leave(&pending), 3);
     assert_eq!(effects[0], joined(10, &m1, 2, &m1, vec![meta(&m1, &["t"])]));
+}
+
+// ------------------------------------------------------------------ Transactional offsets
+
+const PRODUCER: TxnProducer = TxnProducer {
+    producer_id: 1_000,
+    producer_epoch: 5,
+};
+const OTHER_PRODUCER: TxnProducer = TxnProducer {
+    producer_id: 2_000,
+    producer_epoch: 0,
+};
+
+/// A v3 TxnOffsetCommit of `PRODUCER` for group "g".
+fn txn_request(
+    generation_id: i32,
+    member_id: &str,
+    offsets: &[(&str, i32, i64, Option<&str>)],
+) -> TxnOffsetCommitRequest {
+    let commit = commit_request(generation_id, member_id, offsets);
+    TxnOffsetCommitRequest {
+        version: 3,
+        transactional_id: "tx".into(),
+        group_id: commit.group_id,
+        producer_id: PRODUCER.producer_id,
+        producer_epoch: PRODUCER.producer_epoch,
+        generation_id,
+        member_id: commit.member_id,
+        group_instance_id: None,
+        topics: commit.topics,
+    }
+}
+
+fn txn_result(request_id: u64, results: &[(&str, i32, ErrorCode)]) -> Effect {
+    let Effect::Respond {
+        response: Response::OffsetCommit(response),
+        ..
+    } = commit_result(request_id, results)
+    else {
+        unreachable!()
+    };
+    respond(request_id, Response::TxnOffsetCommit(response))
+}
+
+fn txn_persist(persist_id: u64, producer: TxnProducer, records: Vec<OffsetsRecord>) -> Effect {
+    Effect::Persist {
+        persist_id: PersistId(persist_id),
+        group_id: "g".into(),
+        records,
+        transaction: Some(producer),
+    }
+}
+
+/// `producer` commits `offset` for t-0 of `group_id` (no member fields) and the append
+/// succeeds; returns the effects of the request.
+fn txn_commit_appended(
+    c: &mut GroupCoordinator,
+    group_id: &str,
+    producer: TxnProducer,
+    offset: i64,
+    now_ms: i64,
+) -> Vec<Effect> {
+    let request = TxnOffsetCommitRequest {
+        group_id: group_id.into(),
+        producer_id: producer.producer_id,
+        producer_epoch: producer.producer_epoch,
+        ..txn_request(-1, "", &[("t", 0, offset, None)])
+    };
+    let effects = c.txn_offset_commit(RequestId(100), request, now_ms);
+    assert_eq!(
+        c.complete_persist(persist_id(&effects), Ok(()), now_ms),
+        vec![txn_result(100, &[("t", 0, ErrorCode::None)])]
+    );
+    effects
+}
+
+/// A plain commit of `offset` for t-0 of "g" whose append succeeds.
+fn plain_commit_appended(c: &mut GroupCoordinator, offset: i64, now_ms: i64) -> Vec<Effect> {
+    let effects = c.commit_offsets(
+        RequestId(200),
+        commit_request(-1, "", &[("t", 0, offset, None)]),
+        now_ms,
+    );
+    c.complete_persist(persist_id(&effects), Ok(()), now_ms);
+    effects
+}
+
+/// OffsetFetch of t-0 in `group_id`: (offset, error).
+fn fetch_t0(c: &GroupCoordinator, group_id: &str, require_stable: bool) -> (i64, ErrorCode) {
+    let response = c.fetch_offsets(&OffsetFetchRequest {
+        group_id: group_id.into(),
+        topics: Some(vec![TopicPartitions {
+            name: "t".into(),
+            partition_indexes: vec![0],
+        }]),
+        require_stable,
+    });
+    let partition = &response.topics[0].partitions[0];
+    (partition.committed_offset, partition.error)
+}
+
+/// A group id other than "g" whose offsets partition is (`same`) or is not that of "g".
+fn group_in_partition_of_g(same: bool) -> String {
+    (0..)
+        .map(|i| format!("group-{i}"))
+        .find(|g| (offsets_partition(g) == offsets_partition("g")) == same)
+        .expect("some group id maps there")
+}
+
+#[test]
+fn txn_commit_is_a_transactional_append_answered_once_written() {
+    let mut c = coordinator(0);
+    let effects = c.txn_offset_commit(
+        RequestId(1),
+        txn_request(-1, "", &[("t", 0, 5, Some("m")), ("t", 1, 6, None)]),
+        1_000,
+    );
+    assert_eq!(
+        effects,
+        vec![txn_persist(
+            1,
+            PRODUCER,
+            vec![
+                offset_record("t", 0, 5, "m", 1_000),
+                offset_record("t", 1, 6, "", 1_000)
+            ]
+        )]
+    );
+    // Like a simple consumer's commit, it creates the group.
+    assert_eq!(c.group_state("g"), Some(GroupState::Empty));
+    assert_eq!(
+        c.complete_persist(PersistId(1), Ok(()), 1_001),
+        vec![txn_result(
+            1,
+            &[("t", 0, ErrorCode::None), ("t", 1, ErrorCode::None)]
+        )]
+    );
+    assert_eq!(fetch_all(&c), vec![]);
+}
+
+#[test]
+fn txn_commit_validation_errors() {
+    let (m1, m2) = (id("client", 1), id("client", 2));
+    let cases: Vec<(&str, TxnOffsetCommitRequest, ErrorCode)> = vec![
+        (
+            "stale generation",
+            txn_request(0, &m1, &[("t", 0, 1, None)]),
+            ErrorCode::IllegalGeneration,
+        ),
+        (
+            "future generation",
+            txn_request(2, &m2, &[("t", 0, 1, None)]),
+            ErrorCode::IllegalGeneration,
+        ),
+        (
+            "unknown member",
+            txn_request(1, "ghost", &[("t", 0, 1, None)]),
+            ErrorCode::UnknownMemberId,
+        ),
+        (
+            "unknown static instance",
+            TxnOffsetCommitRequest {
+                group_instance_id: Some("i9".into()),
+                ..txn_request(1, &m1, &[("t", 0, 1, None)])
+            },
+            ErrorCode::UnknownMemberId,
+        ),
+        (
+            "empty group id",
+            TxnOffsetCommitRequest {
+                group_id: String::new(),
+                ..txn_request(1, &m1, &[("t", 0, 1, None)])
+            },
+            ErrorCode::InvalidGroupId,
+        ),
+    ];
+    for (name, request, error) in cases {
+        let (mut c, _, _) = stable_pair();
+        assert_eq!(
+            c.txn_offset_commit(RequestId(9), request, 1),
+            vec![txn_result(9, &[("t", 0, error)])],
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn txn_commit_of_a_replaced_static_member_is_fenced() {
+    let (mut c, _, s2) = stable_static_pair();
+    let effects = c.join_group(RequestId(9), static_join_request("", "i2"), 100);
+    c.complete_persist(persist_id(&effects), Ok(()), 100);
+    let request = TxnOffsetCommitRequest {
+        group_instance_id: Some("i2".into()),
+        ..txn_request(1, &s2, &[("t", 0, 1, None)])
+    };
+    assert_eq!(
+        c.txn_offset_commit(RequestId(10), request, 101),
+        vec![txn_result(10, &[("t", 0, ErrorCode::FencedInstanceId)])]
+    );
+}
+
+#[test]
+fn txn_commit_with_a_generation_to_an_unknown_group_is_illegal_generation() {
+    let mut c = coordinator(0);
+    assert_eq!(
+        c.txn_offset_commit(RequestId(1), txn_request(1, "m", &[("t", 0, 1, None)]), 0),
+        vec![txn_result(1, &[("t", 0, ErrorCode::IllegalGeneration)])]
+    );
+    assert_eq!(c.group_state("g"), None);
+}
+
+#[test]
+fn txn_commit_is_accepted_where_a_plain_commit_is_not() {
+    // No member fields on a Stable group: a plain commit gets UNKNOWN_MEMBER_ID, but
+    // TxnOffsetCommit v0-2 could never send them.
+    let (mut c, m1, _) = stable_pair();
+    assert_eq!(
+        c.txn_offset_commit(RequestId(9), txn_request(-1, "", &[("t", 0, 1, None)]), 1),
+        vec![txn_persist(
+            2,
+            PRODUCER,
+            vec![offset_record("t", 0, 1, "", 1)]
+        )]
+    );
+    // Below v3 the member fields are ignored, whatever the handler filled in.
+    let old = TxnOffsetCommitRequest {
+        version: 2,
+        ..txn_request(0, "ghost", &[("t", 0, 2, None)])
+    };
+    assert_eq!(
+        c.txn_offset_commit(RequestId(10), old, 2),
+        vec![txn_persist(
+            3,
+            PRODUCER,
+            vec![offset_record("t", 0, 2, "", 2)]
+        )]
+    );
+    // A valid member while the group completes a rebalance: the state is not enforced.
+    c.join_group(RequestId(11), join_request(&m1), 3);
+    c.join_group(RequestId(12), join_request(&id("client", 2)), 3);
+    assert_eq!(c.group_state("g"), Some(GroupState::CompletingRebalance));
+    assert_eq!(
+        c.txn_offset_commit(RequestId(13), txn_request(2, &m1, &[("t", 0, 3, None)]), 4),
+        vec![txn_persist(
+            4,
+            PRODUCER,
+            vec![offset_record("t", 0, 3, "", 4)]
+        )]
+    );
+}
+
+#[test]
+fn txn_commit_with_oversized_metadata_is_offset_metadata_too_large_per_partition() {
+    let mut c = GroupCoordinator::new(
+        GroupConfig {
+            offset_metadata_max_bytes: 3,
+            ..config(0)
+        },
+        Box::new(SequentialMemberIds::default()),
+    );
+    let request = txn_request(
+        -1,
+        "",
+        &[("t", 0, 1, Some("abc")), ("t", 1, 2, Some("abcd"))],
+    );
+    assert_eq!(
+        c.txn_offset_commit(RequestId(1), request, 0),
+        vec![txn_persist(
+            1,
+            PRODUCER,
+            vec![offset_record("t", 0, 1, "abc", 0)]
+        )]
+    );
+    assert_eq!(
+        c.complete_persist(PersistId(1), Ok(()), 0),
+        vec![txn_result(
+            1,
+            &[
+                ("t", 0, ErrorCode::None),
+                ("t", 1, ErrorCode::OffsetMetadataTooLarge)
+            ]
+        )]
+    );
+    assert_eq!(
+        c.txn_offset_commit(
+            RequestId(2),
+            txn_request(-1, "", &[("t", 1, 2, Some("abcd"))]),
+            0
+        ),
+        vec![txn_result(
+            2,
+            &[("t", 1, ErrorCode::OffsetMetadataTooLarge)]
+        )]
+    );
+}
+
+#[test]
+fn pending_txn_offsets_are_invisible_and_unstable_until_the_transaction_commits() {
+    let mut c = coordinator(0);
+    plain_commit_appended(&mut c, 3, 0);
+    let effects = c.txn_offset_commit(RequestId(1), txn_request(-1, "", &[("t", 0, 7, None)]), 10);
+    // While written and afterwards: the old offset, or UNSTABLE_OFFSET_COMMIT if asked.
+    assert_eq!(fetch_t0(&c, "g", false), (3, ErrorCode::None));
+    assert_eq!(
+        fetch_t0(&c, "g", true),
+        (-1, ErrorCode::UnstableOffsetCommit)
+    );
+    c.complete_persist(persist_id(&effects), Ok(()), 10);
+    assert_eq!(fetch_t0(&c, "g", false), (3, ErrorCode::None));
+    assert_eq!(
+        fetch_t0(&c, "g", true),
+        (-1, ErrorCode::UnstableOffsetCommit)
+    );
+    assert_eq!(fetch_all(&c), vec![("t".into(), 0, 3)]);
+    // Another producer's marker, or this producer's in another partition, changes nothing.
+    let partition = offsets_partition("g");
+    assert_eq!(
+        c.complete_transaction(OTHER_PRODUCER.producer_id, partition, true, 20),
+        vec![]
+    );
+    assert_eq!(
+        c.complete_transaction(PRODUCER.producer_id, partition + 1, true, 20),
+        vec![]
+    );
+    assert_eq!(
+        fetch_t0(&c, "g", true),
+        (-1, ErrorCode::UnstableOffsetCommit)
+    );
+    assert_eq!(
+        c.complete_transaction(PRODUCER.producer_id, partition, true, 20),
+        vec![]
+    );
+    assert_eq!(fetch_t0(&c, "g", true), (7, ErrorCode::None));
+    // The transaction is over: a second marker has nothing left to apply.
+    plain_commit_appended(&mut c, 8, 30);
+    c.complete_transaction(PRODUCER.producer_id, partition, true, 40);
+    assert_eq!(fetch_t0(&c, "g", true), (8, ErrorCode::None));
+}
+
+#[test]
+fn aborted_txn_offsets_are_dropped() {
+    let mut c = coordinator(0);
+    plain_commit_appended(&mut c, 3, 0);
+    txn_commit_appended(&mut c, "g", PRODUCER, 7, 10);
+    assert_eq!(
+        c.complete_transaction(PRODUCER.producer_id, offsets_partition("g"), false, 20),
+        vec![]
+    );
+    assert_eq!(fetch_t0(&c, "g", true), (3, ErrorCode::None));
+}
+
+#[test]
+fn a_later_plain_commit_wins_over_an_earlier_transactional_one() {
+    let mut c = coordinator(0);
+    txn_commit_appended(&mut c, "g", PRODUCER, 7, 0);
+    plain_commit_appended(&mut c, 9, 10);
+    c.complete_transaction(PRODUCER.producer_id, offsets_partition("g"), true, 20);
+    assert_eq!(fetch_t0(&c, "g", true), (9, ErrorCode::None));
+    // The other way round the transaction's offset is the later one and wins.
+    plain_commit_appended(&mut c, 10, 30);
+    txn_commit_appended(&mut c, "g", PRODUCER, 11, 40);
+    c.complete_transaction(PRODUCER.producer_id, offsets_partition("g"), true, 50);
+    assert_eq!(fetch_t0(&c, "g", true), (11, ErrorCode::None));
+}
+
+#[test]
+fn completion_only_touches_groups_of_that_offsets_partition_and_producer() {
+    let mut c = coordinator(0);
+    let (neighbour, elsewhere) = (
+        group_in_partition_of_g(true),
+        group_in_partition_of_g(false),
+    );
+    txn_commit_appended(&mut c, "g", PRODUCER, 7, 0);
+    txn_commit_appended(&mut c, &neighbour, OTHER_PRODUCER, 8, 0);
+    txn_commit_appended(&mut c, &elsewhere, PRODUCER, 9, 0);
+    assert_eq!(
+        c.complete_transaction(PRODUCER.producer_id, offsets_partition("g"), true, 10),
+        vec![]
+    );
+    assert_eq!(fetch_t0(&c, "g", true), (7, ErrorCode::None));
+    assert_eq!(
+        fetch_t0(&c, &neighbour, true),
+        (-1, ErrorCode::UnstableOffsetCommit)
+    );
+    assert_eq!(
+        fetch_t0(&c, &elsewhere, true),
+        (-1, ErrorCode::UnstableOffsetCommit)
+    );
+    c.complete_transaction(
+        PRODUCER.producer_id,
+        offsets_partition(&elsewhere),
+        false,
+        20,
+    );
+    assert_eq!(fetch_t0(&c, &elsewhere, true), (-1, ErrorCode::None));
+    assert_eq!(
+        fetch_t0(&c, &neighbour, true),
+        (-1, ErrorCode::UnstableOffsetCommit)
+    );
+    c.complete_transaction(OTHER_PRODUCER.producer_id, offsets_partition("g"), true, 30);
+    assert_eq!(fetch_t0(&c, &neighbour, true), (8, ErrorCode::None));
+}
+
+#[test]
+fn failed_txn_append_answers_the_error_and_leaves_nothing_pending() {
+    let mut c = coordinator(0);
+    let effects = c.txn_offset_commit(RequestId(1), txn_request(-1, "", &[("t", 0, 7, None)]), 0);
+    assert_eq!(
+        c.complete_persist(persist_id(&effects), Err(6), 0),
+        vec![txn_result(1, &[("t", 0, ErrorCode::NotCoordinator)])]
+    );
+    assert_eq!(fetch_t0(&c, "g", true), (-1, ErrorCode::None));
+    c.complete_transaction(PRODUCER.producer_id, offsets_partition("g"), true, 10);
+    assert_eq!(fetch_t0(&c, "g", true), (-1, ErrorCode::None));
+}
+
+#[test]
+fn a_failed_retry_keeps_the_transactions_earlier_offset() {
+    let mut c = coordinator(0);
+    txn_commit_appended(&mut c, "g", PRODUCER, 7, 0);
+    let effects = c.txn_offset_commit(RequestId(1), txn_request(-1, "", &[("t", 0, 8, None)]), 10);
+    assert_eq!(
+        c.complete_persist(persist_id(&effects), Err(19), 10),
+        vec![txn_result(
+            1,
+            &[("t", 0, ErrorCode::CoordinatorNotAvailable)]
+        )]
+    );
+    assert_eq!(
+        fetch_t0(&c, "g", true),
+        (-1, ErrorCode::UnstableOffsetCommit)
+    );
+    c.complete_transaction(PRODUCER.producer_id, offsets_partition("g"), true, 20);
+    assert_eq!(fetch_t0(&c, "g", true), (7, ErrorCode::None));
+}
+
+#[test]
+fn pending_txn_offsets_keep_their_group_and_offset_through_expiry() {
+    let mut c = coordinator(0);
+    let retention = GroupConfig::default().offsets_retention_ms;
+    // Only a pending offset: the Empty group does not die.
+    txn_commit_appended(&mut c, "g", PRODUCER, 7, 0);
+    assert_eq!(c.cleanup_expired_offsets(retention * 2), vec![]);
+    assert_eq!(c.group_state("g"), Some(GroupState::Empty));
+    // An expired committed offset with a transaction pending over it is kept too.
+    c.complete_transaction(PRODUCER.producer_id, offsets_partition("g"), true, 10);
+    txn_commit_appended(&mut c, "g", PRODUCER, 8, 20);
+    assert_eq!(c.cleanup_expired_offsets(retention * 3), vec![]);
+    assert_eq!(fetch_t0(&c, "g", false), (7, ErrorCode::None));
+    c.complete_transaction(PRODUCER.producer_id, offsets_partition("g"), false, 30);
+    assert_eq!(
+        c.cleanup_expired_offsets(retention * 3),
+        vec![Effect::Persist {
+            persist_id: PersistId(3),
+            group_id: "g".into(),
+            records: vec![offset_tombstone("t", 0)],
+            transaction: None,
+        }]
+    );
+    assert_eq!(c.group_state("g"), None);
+}
+
+#[test]
+fn offset_delete_and_delete_groups_tombstone_pending_txn_offsets() {
+    let mut c = coordinator(0);
+    plain_commit_appended(&mut c, 3, 0);
+    txn_commit_appended(&mut c, "g", PRODUCER, 7, 0);
+    let delete = OffsetDeleteRequest {
+        group_id: "g".into(),
+        topics: vec![TopicPartitions {
+            name: "t".into(),
+            partition_indexes: vec![0],
+        }],
+    };
+    assert_eq!(
+        c.delete_offsets(RequestId(1), delete, 10),
+        vec![
+            Effect::Persist {
+                persist_id: PersistId(3),
+                group_id: "g".into(),
+                records: vec![offset_tombstone("t", 0)],
+                transaction: None,
+            },
+            respond(
+                1,
+                Response::OffsetDelete(OffsetDeleteResponse {
+                    error: ErrorCode::None,
+                    topics: vec![TopicPartitionErrors {
+                        name: "t".into(),
+                        partitions: vec![PartitionError {
+                            partition_index: 0,
+                            error: ErrorCode::None
+                        }]
+                    }]
+                })
+            )
+        ]
+    );
+    c.complete_transaction(PRODUCER.producer_id, offsets_partition("g"), true, 20);
+    assert_eq!(fetch_t0(&c, "g", true), (-1, ErrorCode::None));
+    // A group holding only a pending offset is deleted with a tombstone for it.
+    txn_commit_appended(&mut c, "g", PRODUCER, 8, 30);
+    assert_eq!(
+        c.delete_groups(RequestId(2), &["g".to_owned()], 40),
+        vec![
+            Effect::Persist {
+                persist_id: PersistId(5),
+                group_id: "g".into(),
+                records: vec![offset_tombstone("t", 0)],
+                transaction: None,
+            },
+            respond(
+                2,
+                Response::DeleteGroups(DeleteGroupsResponse {
+                    results: vec![DeletedGroup {
+                        group_id: "g".into(),
+                        error: ErrorCode::None
+                    }]
+                })
+            )
+        ]
+    );
+    c.complete_transaction(PRODUCER.producer_id, offsets_partition("g"), true, 50);
+    assert_eq!(c.group_state("g"), None);
+}
+
+// ------------------------------------------------------------------ Loading transactions
+
+fn txn_entry(
+    record: OffsetsRecord,
+    producer: TxnProducer,
+    partition: i32,
+) -> LoadEntry<Bytes, Bytes> {
+    LoadEntry::Record {
+        key: record.encode_key(),
+        value: record.encode_value(),
+        producer_id: Some(producer.producer_id),
+        partition,
+    }
+}
+
+fn plain_entry(record: OffsetsRecord) -> LoadEntry<Bytes, Bytes> {
+    plain(record.encode_key(), record.encode_value())
+}
+
+fn marker(producer: TxnProducer, commit: bool, partition: i32) -> LoadEntry<Bytes, Bytes> {
+    LoadEntry::Marker {
+        producer_id: producer.producer_id,
+        commit,
+        partition,
+    }
+}
+
+/// (offset, error) for t-0, t-1 and t-2 of "g", with `require_stable`.
+fn fetch_three(c: &GroupCoordinator) -> Vec<(i64, ErrorCode)> {
+    let response = c.fetch_offsets(&OffsetFetchRequest {
+        group_id: "g".into(),
+        topics: Some(vec![TopicPartitions {
+            name: "t".into(),
+            partition_indexes: vec![0, 1, 2],
+        }]),
+        require_stable: true,
+    });
+    response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.committed_offset, p.error))
+        .collect()
+}
+
+#[test]
+fn load_applies_committed_transactions_drops_aborted_ones_and_keeps_open_ones_pending() {
+    let p = offsets_partition("g");
+    let log = vec![
+        plain_entry(offset_record("t", 0, 1, "", 0)),
+        txn_entry(offset_record("t", 0, 5, "", 1), PRODUCER, p),
+        txn_entry(offset_record("t", 1, 6, "", 1), OTHER_PRODUCER, p),
+        marker(PRODUCER, true, p),
+        marker(OTHER_PRODUCER, false, p),
+        // A later transaction of the first producer with no marker yet.
+        txn_entry(offset_record("t", 2, 9, "", 2), PRODUCER, p),
+    ];
+    let mut c = coordinator(0);
+    assert_eq!(c.load(log, 10).unwrap(), vec![]);
+    assert_eq!(c.group_state("g"), Some(GroupState::Empty));
+    assert_eq!(
+        fetch_three(&c),
+        vec![
+            (5, ErrorCode::None),
+            (-1, ErrorCode::None),
+            (-1, ErrorCode::UnstableOffsetCommit)
+        ]
+    );
+    // The open transaction completes live.
+    assert_eq!(
+        c.complete_transaction(PRODUCER.producer_id, p, true, 20),
+        vec![]
+    );
+    assert_eq!(
+        fetch_three(&c),
+        vec![
+            (5, ErrorCode::None),
+            (-1, ErrorCode::None),
+            (9, ErrorCode::None)
+        ]
+    );
+}
+
+#[test]
+fn load_keeps_a_later_plain_commit_over_a_committed_transaction() {
+    let p = offsets_partition("g");
+    let log = vec![
+        txn_entry(offset_record("t", 0, 5, "", 0), PRODUCER, p),
+        plain_entry(offset_record("t", 0, 9, "", 1)),
+        marker(PRODUCER, true, p),
+    ];
+    let mut c = coordinator(0);
+    c.load(log, 10).unwrap();
+    assert_eq!(fetch_t0(&c, "g", true), (9, ErrorCode::None));
+}
+
+#[test]
+fn load_marker_ends_its_producers_records_in_its_own_partition_only() {
+    let p = offsets_partition("g");
+    let log = vec![
+        txn_entry(offset_record("t", 0, 5, "", 0), PRODUCER, p),
+        marker(PRODUCER, true, p + 1),
+    ];
+    let mut c = coordinator(0);
+    c.load(log, 10).unwrap();
+    assert_eq!(
+        fetch_t0(&c, "g", true),
+        (-1, ErrorCode::UnstableOffsetCommit)
+    );
+}
+
+#[test]
+fn load_tombstone_drops_pending_txn_offsets() {
+    let p = offsets_partition("g");
+    let log = vec![
+        txn_entry(offset_record("t", 0, 5, "", 0), PRODUCER, p),
+        plain_entry(offset_tombstone("t", 0)),
+        marker(PRODUCER, true, p),
+    ];
+    let mut c = coordinator(0);
+    c.load(log, 10).unwrap();
+    assert_eq!(c.group_state("g"), None);
+}
+
+#[test]
+fn a_log_written_with_transactions_replays_to_the_same_offsets() {
+    let mut log = Vec::new();
+    let mut c = coordinator(0);
+    let p = offsets_partition("g");
+    append(&mut log, &plain_commit_appended(&mut c, 3, 0));
+    // Committed: t-0 = 7. Aborted: t-1 = 8. Open at the end: t-2 = 9.
+    let commit =
+        |c: &mut GroupCoordinator, request_id, producer: TxnProducer, partition, offset| {
+            let request = TxnOffsetCommitRequest {
+                producer_id: producer.producer_id,
+                producer_epoch: producer.producer_epoch,
+                ..txn_request(-1, "", &[("t", partition, offset, None)])
+            };
+            let effects = c.txn_offset_commit(RequestId(request_id), request, 10);
+            c.complete_persist(persist_id(&effects), Ok(()), 10);
+            effects
+        };
+    append(&mut log, &commit(&mut c, 1, PRODUCER, 0, 7));
+    append(&mut log, &commit(&mut c, 2, OTHER_PRODUCER, 1, 8));
+    c.complete_transaction(PRODUCER.producer_id, p, true, 20);
+    log.push(marker(PRODUCER, true, p));
+    c.complete_transaction(OTHER_PRODUCER.producer_id, p, false, 20);
+    log.push(marker(OTHER_PRODUCER, false, p));
+    append(&mut log, &commit(&mut c, 3, PRODUCER, 2, 9));
+    assert_eq!(
+        fetch_three(&c),
+        vec![
+            (7, ErrorCode::None),
+            (-1, ErrorCode::None),
+            (-1, ErrorCode::UnstableOffsetCommit)
+        ]
+    );
+
+    let mut loaded = coordinator(0);
+    loaded.load(log, 30).unwrap();
+    assert_eq!(fetch_three(&loaded), fetch_three(&c));
+    loaded.complete_transaction(PRODUCER.producer_id, p, true, 40);
+    c.complete_transaction(PRODUCER.producer_id, p, true, 40);
+    assert_eq!(fetch_three(&loaded), fetch_three(&c));
+    assert_eq!(fetch_three(&loaded)[2], (9, ErrorCode::None));
 }

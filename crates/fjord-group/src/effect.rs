@@ -19,6 +19,20 @@ pub struct RequestId(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PersistId(pub u64);
 
+/// The transactional producer a TxnOffsetCommit writes for.
+///
+/// Its offsets go into `__consumer_offsets` as a transactional batch of this producer, so the
+/// producer's commit or abort marker in the same partition decides whether they count, both
+/// live ([`crate::GroupCoordinator::complete_transaction`]) and on replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TxnProducer {
+    /// The producer id written into the batch header.
+    pub producer_id: i64,
+    /// The producer epoch written into the batch header; a fenced (older) epoch makes the
+    /// append fail.
+    pub producer_epoch: i16,
+}
+
 /// One instruction for the runtime. Execute a call's effects in the order returned.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
@@ -33,6 +47,9 @@ pub enum Effect {
         group_id: String,
         /// Key/value pairs, in append order.
         records: Vec<OffsetsRecord>,
+        /// `Some` for a TxnOffsetCommit: append the records as one transactional batch of this
+        /// producer. `None`: a plain batch.
+        transaction: Option<TxnProducer>,
     },
     /// Send `response` for the parked or current request `request_id`.
     Respond {

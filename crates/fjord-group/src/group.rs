@@ -69,6 +69,26 @@ pub(crate) struct CommittedOffset {
     pub(crate) metadata: String,
     pub(crate) commit_timestamp_ms: i64,
     pub(crate) expire_timestamp_ms: Option<i64>,
+    /// Where the commit's record sits in `__consumer_offsets` relative to the group's other
+    /// commits (Kafka compares record offsets). Appends happen in issue order, so a counter
+    /// bumped per append (or per replayed record) orders them the same way. A transaction that
+    /// commits late must not overwrite a plain commit appended after its own record.
+    pub(crate) log_sequence: u64,
+}
+
+/// Stores `offset` for `tp` unless `offsets` holds one appended after it (Kafka's `olderThan`
+/// check): commit outcomes may arrive out of log order once transactions are involved.
+pub(crate) fn keep_latest(
+    offsets: &mut BTreeMap<TopicPartition, CommittedOffset>,
+    tp: TopicPartition,
+    offset: CommittedOffset,
+) {
+    let newer_exists = offsets
+        .get(&tp)
+        .is_some_and(|current| current.log_sequence > offset.log_sequence);
+    if !newer_exists {
+        offsets.insert(tp, offset);
+    }
 }
 
 /// The pending JoinGroup phase of a group in PreparingRebalance.
@@ -151,6 +171,11 @@ pub(crate) struct Group {
     pub(crate) offsets: BTreeMap<TopicPartition, CommittedOffset>,
     /// Commits being appended, per partition (Kafka's `pendingOffsetCommits`).
     pub(crate) pending_offset_commits: HashMap<TopicPartition, u32>,
+    /// Transactional offsets awaiting their producer's commit or abort marker, per producer id
+    /// (Kafka's `pendingTransactionalOffsetCommits`). Per partition in log order, appended or
+    /// still in flight: usually one, more while retries of one transaction's commit are
+    /// in flight, since a failed append must give the earlier one back.
+    pub(crate) pending_txn_offsets: BTreeMap<i64, BTreeMap<TopicPartition, Vec<CommittedOffset>>>,
 }
 
 impl Group {
@@ -172,6 +197,7 @@ impl Group {
             subscribed_topics: None,
             offsets: BTreeMap::new(),
             pending_offset_commits: HashMap::new(),
+            pending_txn_offsets: BTreeMap::new(),
         }
     }
 
@@ -381,5 +407,122 @@ impl Group {
 
     pub(crate) fn has_pending_commit(&self, tp: &TopicPartition) -> bool {
         self.pending_offset_commits.get(tp).is_some_and(|n| *n > 0)
+    }
+
+    /// Kafka's `hasOffsets`: offsets being written or awaiting a transaction keep an Empty
+    /// group alive as much as committed ones do.
+    pub(crate) fn has_offsets(&self) -> bool {
+        !self.offsets.is_empty()
+            || !self.pending_offset_commits.is_empty()
+            || !self.pending_txn_offsets.is_empty()
+    }
+
+    /// Stores `offset` unless the partition already holds a commit appended after it.
+    pub(crate) fn commit_offset(&mut self, tp: TopicPartition, offset: CommittedOffset) {
+        keep_latest(&mut self.offsets, tp, offset);
+    }
+
+    /// Some open transaction has offsets for `tp`.
+    pub(crate) fn has_pending_txn_offset(&self, tp: &TopicPartition) -> bool {
+        self.pending_txn_offsets
+            .values()
+            .any(|offsets| offsets.contains_key(tp))
+    }
+
+    pub(crate) fn has_pending_txn_offsets_from(&self, producer_id: i64) -> bool {
+        self.pending_txn_offsets.contains_key(&producer_id)
+    }
+
+    /// Every partition some open transaction has offsets for.
+    pub(crate) fn pending_txn_partitions(&self) -> BTreeSet<TopicPartition> {
+        self.pending_txn_offsets
+            .values()
+            .flat_map(|offsets| offsets.keys().cloned())
+            .collect()
+    }
+
+    /// Records a transactional offset whose append was just issued.
+    pub(crate) fn prepare_txn_offset(
+        &mut self,
+        producer_id: i64,
+        tp: TopicPartition,
+        offset: CommittedOffset,
+    ) {
+        self.pending_txn_offsets
+            .entry(producer_id)
+            .or_default()
+            .entry(tp)
+            .or_default()
+            .push(offset);
+    }
+
+    /// The append of `log_sequence` succeeded: it supersedes the producer's earlier offsets
+    /// for `tp`, as a later record of the same transaction does in the log.
+    pub(crate) fn txn_offset_appended(
+        &mut self,
+        producer_id: i64,
+        tp: &TopicPartition,
+        log_sequence: u64,
+    ) {
+        let Some(writes) = self
+            .pending_txn_offsets
+            .get_mut(&producer_id)
+            .and_then(|offsets| offsets.get_mut(tp))
+        else {
+            return;
+        };
+        if writes.iter().any(|w| w.log_sequence == log_sequence) {
+            writes.retain(|w| w.log_sequence >= log_sequence);
+        }
+    }
+
+    /// The append of `log_sequence` failed: the offset never reached the log.
+    pub(crate) fn txn_offset_failed(
+        &mut self,
+        producer_id: i64,
+        tp: &TopicPartition,
+        log_sequence: u64,
+    ) {
+        let Some(offsets) = self.pending_txn_offsets.get_mut(&producer_id) else {
+            return;
+        };
+        if let Some(writes) = offsets.get_mut(tp) {
+            writes.retain(|w| w.log_sequence != log_sequence);
+            if writes.is_empty() {
+                offsets.remove(tp);
+            }
+        }
+        if offsets.is_empty() {
+            self.pending_txn_offsets.remove(&producer_id);
+        }
+    }
+
+    /// Kafka's `completePendingTxnOffsetCommit`: on commit the producer's latest offset per
+    /// partition becomes the committed one unless a plain commit was appended after it; on
+    /// abort they are dropped. An offset whose append is still in flight is applied too: the
+    /// marker was written after it, and a durable marker means the records before it are.
+    pub(crate) fn complete_txn_offsets(&mut self, producer_id: i64, commit: bool) {
+        let Some(offsets) = self.pending_txn_offsets.remove(&producer_id) else {
+            return;
+        };
+        if !commit {
+            return;
+        }
+        for (tp, mut writes) in offsets {
+            if let Some(latest) = writes.pop() {
+                self.commit_offset(tp, latest);
+            }
+        }
+    }
+
+    /// Drops every open transaction's offsets for `tp` (an offset tombstone covers them, as
+    /// Kafka's `removeOffsets` does); `true` if there were any.
+    pub(crate) fn remove_txn_offsets(&mut self, tp: &TopicPartition) -> bool {
+        let mut removed = false;
+        self.pending_txn_offsets.retain(|_, offsets| {
+            removed |= offsets.remove(tp).is_some();
+            !offsets.is_empty()
+        });
+        removed
     }
 }

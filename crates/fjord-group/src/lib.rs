@@ -1,11 +1,12 @@
 //! Kafka's classic consumer group coordinator as a pure state machine.
 //!
-//! The broker decodes JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
-//! OffsetDelete, DescribeGroups, ListGroups and DeleteGroups requests and hands their fields to
-//! a [`GroupCoordinator`]. Each call is one event; it returns the [`Effect`]s to carry out, in
-//! order. Time comes in as `now_ms`, deadlines go out as [`Effect::ScheduleTimeout`] and come
-//! back as [`GroupCoordinator::tick`]; member ids come from an injected [`MemberIdGenerator`].
-//! No sockets, clocks, threads or randomness, so every scenario is replayable.
+//! The broker decodes JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
+//! TxnOffsetCommit, OffsetFetch, OffsetDelete, DescribeGroups, ListGroups and DeleteGroups
+//! requests and hands their fields to a [`GroupCoordinator`]. Each call is one event; it
+//! returns the [`Effect`]s to carry out, in order. Time comes in as `now_ms`, deadlines go out
+//! as [`Effect::ScheduleTimeout`] and come back as [`GroupCoordinator::tick`]; member ids come
+//! from an injected [`MemberIdGenerator`]. No sockets, clocks, threads or randomness, so every
+//! scenario is replayable.
 //!
 //! ```text
 //!   broker handler ──request, now_ms──►  GroupCoordinator  ──Vec<Effect>──► runtime
@@ -32,6 +33,12 @@
 //! emits [`Effect::Respond`] when the rebalance completes. Writes to `__consumer_offsets` use
 //! Kafka's exact record formats ([`records`]) so [`GroupCoordinator::load`] can rebuild state
 //! from a log written by Fjord or by Kafka.
+//!
+//! TxnOffsetCommit (KIP-98) appends its offsets as a transactional batch of the producer
+//! ([`TxnProducer`]); they stay pending, invisible to OffsetFetch, until the broker reports the
+//! producer's commit or abort marker in that `__consumer_offsets` partition through
+//! [`GroupCoordinator::complete_transaction`]. Replay does the same from the markers in the log
+//! ([`LoadEntry`]).
 //!
 //! ```
 //! use fjord_group::api::{GroupProtocol, JoinGroupRequest, Response};
@@ -66,6 +73,7 @@ mod coordinator;
 pub mod effect;
 pub mod error;
 pub mod group;
+mod load;
 pub mod partition;
 pub mod records;
 pub mod subscription;
@@ -75,7 +83,8 @@ pub use config::{ConfigError, GroupConfig};
 pub use coordinator::{
     GroupCoordinator, MemberIdGenerator, SequentialMemberIds, NEW_MEMBER_JOIN_TIMEOUT_MS,
 };
-pub use effect::{Effect, PersistId, RequestId};
+pub use effect::{Effect, PersistId, RequestId, TxnProducer};
 pub use error::ErrorCode;
 pub use group::GroupState;
+pub use load::LoadEntry;
 pub use partition::{java_string_hashcode, partition_for_group};
