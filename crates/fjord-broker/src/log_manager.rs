@@ -669,10 +669,10 @@ impl LogManager {
             };
             for p in &topic.partitions {
                 let planned = p.with_log(|log| {
-                    if !cleaner::needs_cleaning(log, &config, now)? {
+                    if !cleaner::needs_cleaning(log, &config, now, i64::MAX)? {
                         return Ok(None);
                     }
-                    cleaner::plan(log, &config, now)
+                    cleaner::plan(log, &config, now, i64::MAX)
                 });
                 let plan = match planned {
                     Ok(Some(plan)) => plan,

@@ -1,14 +1,17 @@
 //! Log compaction (`cleanup.policy=compact`) for one partition log, Kafka's way.
 //!
 //! ```text
-//!   log start                first dirty (cleaner-offset)      first uncleanable    active
-//!   |<------- clean --------->|<---------- dirty ---------------->|<-- too new -->|<-- -->|
-//!                              build offset map: key -> latest offset, until the
-//!                              dedupe buffer is full ("end")
+//!   log start             first dirty (cleaner-offset)      first uncleanable       active
+//!   |<------ clean ------->|<---------- dirty ---------------->|<-- too new or -->|<-- -->|
+//!                           build offset map: key -> latest      not yet stable
+//!                           offset, until the dedupe buffer
+//!                           is full ("end")
 //!   |<-------------- segments with base < end are rewritten ---------->|
 //!
-//!   plan(&Log)        under the log lock: snapshot of sealed segments (Arc<File>s), cheap
-//!   CleanPlan::build  no lock: read, build the map, write <base>.log.cleaned (+ indexes), fsync
+//!   plan(&Log)        under the log lock: snapshot of sealed segments (Arc<File>s) and of
+//!                     the aborted-transaction index, cheap
+//!   CleanPlan::build  no lock: read, build the map, write <base>.log.cleaned (+ indexes,
+//!                     + the sources' .txnindex entries), fsync
 //!   swap(&mut Log)    under the log lock: check nothing changed, then
 //!                     .cleaned -> .swap, fsync dir        (commit point)
 //!                     delete the other source segments, move indexes in, fsync dir
@@ -16,30 +19,42 @@
 //!                     cleaner-offset := end
 //! ```
 //!
+//! The first uncleanable offset is the smallest of: the active segment's base, the first
+//! segment newer than `min.compaction.lag.ms`, and the caller's `upper_bound`, the
+//! partition's first unstable offset: whether a record of an open transaction is committed
+//! or aborted cannot be known yet, so such records are neither removed nor used to remove
+//! others. That bound may fall inside a segment; batches reaching it are copied untouched.
+//!
 //! A record survives if it is the latest for its key (by offset), has a null key, or lies
 //! at or beyond `end`. A tombstone (null value) that is the latest for its key is dropped
 //! once its segment's newest timestamp is older than `delete.retention.ms`. Offsets never
 //! change: a rewritten batch keeps its base offset and `lastOffsetDelta` (as Kafka's cleaner
 //! does), so a consumer fetching a removed offset gets the batch or segment that follows,
 //! and producer sequence numbers stay meaningful. Batches with nothing removed are copied
-//! byte for byte; rewritten ones keep their codec.
+//! byte for byte; rewritten ones keep their codec and flags.
+//!
+//! Transactions, as in Kafka: records of committed transactions are compacted like any
+//! others. Records of aborted transactions (a transactional batch inside a range of the
+//! aborted-transaction index for its producer) are removed outright and never enter the
+//! offset map, so an aborted write can never shadow an earlier committed value of its key.
+//! Control batches (commit and abort markers) are always kept (the reasons are in
+//! `Filter::filter_batch`).
 //!
 //! Kept as they are, for now:
-//! - control batches (transaction markers) and transactional batches: their records are
-//!   neither removed nor used to remove older records, and a tombstone whose key appears in
-//!   an earlier transactional batch is kept, so an aborted or committed transactional value
-//!   cannot resurface;
 //! - batches that cannot be decoded (corrupt payload, over the decompression limit): copied,
 //!   and tombstone removal is disabled for the rest of that pass;
 //! - batches left empty are dropped even when they were an idempotent producer's last batch
 //!   (Kafka keeps an empty header to preserve the producer's sequence).
 //!
-//! After a crash, [`Log::open`] deletes `.cleaned` files and completes any `.swap`
-//! (`complete_swaps`): segments inside the swapped range are deleted and the swap takes
-//! the first one's name. Either every old segment of a group or its cleaned replacement is
-//! visible, never a mix that loses or duplicates a record.
+//! A cleaned segment carries the aborted-transaction entries of the segments it replaces
+//! (their markers are in it), written as `<base>.txnindex.cleaned` next to the other
+//! cleaned files and moved in with them. After a crash, [`Log::open`] deletes `.cleaned`
+//! files and completes any `.swap` (`complete_swaps`): segments inside the swapped range
+//! are deleted and the swap takes the first one's name, its `.txnindex` included. Either
+//! every old segment of a group or its cleaned replacement is visible, never a mix that
+//! loses or duplicates a record.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, ErrorKind, Write};
 use std::os::unix::fs::FileExt;
@@ -56,7 +71,8 @@ use crate::error::{IoContext, IoVerb};
 use crate::index::{encode_offset_entries, encode_time_entries, OffsetEntry, TimeEntry};
 use crate::log::limits;
 use crate::segment::{file_name, IndexLimits, Segment};
-use crate::{Log, StorageError};
+use crate::txn_index::encode_entries;
+use crate::{AbortedTxn, Log, StorageError};
 
 /// Per-partition file holding the offset below which the log is clean (Kafka keeps one
 /// `cleaner-offset-checkpoint` per log dir). Format: `0\n<offset>\n`.
@@ -148,6 +164,8 @@ pub struct CleanOutcome {
     pub records_removed: u64,
     /// Tombstones removed after `delete.retention.ms`.
     pub tombstones_removed: u64,
+    /// Records removed because their transaction was aborted.
+    pub aborted_records_removed: u64,
 }
 
 /// Reads the cleaner offset of the partition in `dir` (`None` if never cleaned).
@@ -192,13 +210,15 @@ fn first_dirty_offset(log: &Log) -> Result<i64, StorageError> {
     })
 }
 
-/// End of the cleanable range: the active segment, or the first dirty segment holding
-/// records newer than `min.compaction.lag.ms`.
+/// End of the cleanable range: the active segment, the first dirty segment holding
+/// records newer than `min.compaction.lag.ms`, or `upper_bound` (the first unstable
+/// offset), whichever comes first.
 fn first_uncleanable_offset(
     log: &Log,
     config: &CleanerConfig,
     first_dirty: i64,
     now_ms: i64,
+    upper_bound: i64,
 ) -> i64 {
     let segments = log.segments();
     let (sealed, active) = segments.split_at(segments.len() - 1);
@@ -213,7 +233,7 @@ fn first_uncleanable_offset(
             limit = limit.min(seg.base_offset);
         }
     }
-    limit
+    limit.min(upper_bound)
 }
 
 /// Sealed-segment bytes (clean, dirty) of the cleanable part of the log.
@@ -233,10 +253,16 @@ fn clean_and_dirty_bytes(log: &Log, first_dirty: i64, first_uncleanable: i64) ->
 }
 
 /// Dirty bytes over cleanable bytes (Kafka's "cleanable ratio"), from 0.0 to 1.0; 0.0 for a
-/// log with nothing cleanable.
-pub fn dirty_ratio(log: &Log, config: &CleanerConfig, now_ms: i64) -> Result<f64, StorageError> {
+/// log with nothing cleanable. Nothing at or above `upper_bound` (the partition's first
+/// unstable offset; `i64::MAX` without transactions) counts as cleanable.
+pub fn dirty_ratio(
+    log: &Log,
+    config: &CleanerConfig,
+    now_ms: i64,
+    upper_bound: i64,
+) -> Result<f64, StorageError> {
     let first_dirty = first_dirty_offset(log)?;
-    let first_uncleanable = first_uncleanable_offset(log, config, first_dirty, now_ms);
+    let first_uncleanable = first_uncleanable_offset(log, config, first_dirty, now_ms, upper_bound);
     let (clean, dirty) = clean_and_dirty_bytes(log, first_dirty, first_uncleanable);
     if clean + dirty == 0 {
         return Ok(0.0);
@@ -245,14 +271,15 @@ pub fn dirty_ratio(log: &Log, config: &CleanerConfig, now_ms: i64) -> Result<f64
 }
 
 /// Whether a pass is due: the dirty ratio reached `min.cleanable.dirty.ratio`, or the oldest
-/// dirty segment is older than `max.compaction.lag.ms`.
+/// dirty segment is older than `max.compaction.lag.ms`. `upper_bound` as for [`plan`].
 pub fn needs_cleaning(
     log: &Log,
     config: &CleanerConfig,
     now_ms: i64,
+    upper_bound: i64,
 ) -> Result<bool, StorageError> {
     let first_dirty = first_dirty_offset(log)?;
-    let first_uncleanable = first_uncleanable_offset(log, config, first_dirty, now_ms);
+    let first_uncleanable = first_uncleanable_offset(log, config, first_dirty, now_ms, upper_bound);
     let (clean, dirty) = clean_and_dirty_bytes(log, first_dirty, first_uncleanable);
     if dirty == 0 {
         return Ok(false);
@@ -272,13 +299,14 @@ pub fn needs_cleaning(
 
 /// Cleans `log` in one go: [`plan`], [`CleanPlan::build`], [`swap`]. Returns `None` when
 /// there was nothing to clean. Callers that share the log should run the three steps
-/// themselves and hold their lock only for `plan` and `swap`.
+/// themselves and hold their lock only for `plan` and `swap`. `upper_bound` as for [`plan`].
 pub fn clean(
     log: &mut Log,
     config: &CleanerConfig,
     now_ms: i64,
+    upper_bound: i64,
 ) -> Result<Option<CleanOutcome>, StorageError> {
-    let Some(plan) = plan(log, config, now_ms)? else {
+    let Some(plan) = plan(log, config, now_ms, upper_bound)? else {
         return Ok(None);
     };
     let cleaned = plan.build()?;
@@ -296,6 +324,8 @@ struct SourceSegment {
     file: Arc<File>,
     path: PathBuf,
     largest_timestamp: i64,
+    /// The segment's aborted-transaction entries at planning time.
+    aborted_txns: Vec<AbortedTxn>,
 }
 
 /// What to clean, snapshotted from the log under its lock; [`CleanPlan::build`] runs without
@@ -309,6 +339,8 @@ pub struct CleanPlan {
     sources: Vec<SourceSegment>,
     first_dirty: i64,
     first_uncleanable: i64,
+    /// Aborted transactions that may cover records of the sources.
+    aborted: AbortedRanges,
     segment_bytes: u64,
     limits: IndexLimits,
     max_decompressed_bytes: usize,
@@ -316,14 +348,21 @@ pub struct CleanPlan {
 
 /// Snapshots what a pass needs (cheap: no I/O besides reading the cleaner offset). `None`
 /// when the cleanable range is empty.
+///
+/// `upper_bound` is the partition's first unstable offset (the last stable offset: the
+/// first offset of the oldest open transaction, or the high watermark); cleaning never
+/// reaches it, because records of open transactions cannot be judged yet. Pass `i64::MAX`
+/// for a partition that has never seen transactional writes.
 pub fn plan(
     log: &Log,
     config: &CleanerConfig,
     now_ms: i64,
+    upper_bound: i64,
 ) -> Result<Option<CleanPlan>, StorageError> {
     let config = config.clone().validate()?;
     let first_dirty = first_dirty_offset(log)?;
-    let first_uncleanable = first_uncleanable_offset(log, &config, first_dirty, now_ms);
+    let first_uncleanable =
+        first_uncleanable_offset(log, &config, first_dirty, now_ms, upper_bound);
     if first_dirty >= first_uncleanable {
         return Ok(None);
     }
@@ -341,6 +380,7 @@ pub fn plan(
             file: seg.log.clone(),
             path: seg.log_path.clone(),
             largest_timestamp: seg.largest_timestamp(),
+            aborted_txns: seg.txn_index.entries().to_vec(),
         });
     }
     if !sources
@@ -349,6 +389,9 @@ pub fn plan(
     {
         return Ok(None);
     }
+    // Aborted transactions with data in the sources; their markers may lie further on, up to
+    // the active segment.
+    let aborted = AbortedRanges::new(&log.aborted_txns(sources[0].base_offset, first_uncleanable));
     let log_config = log.config();
     Ok(Some(CleanPlan {
         dir: log.dir().to_path_buf(),
@@ -357,6 +400,7 @@ pub fn plan(
         sources,
         first_dirty,
         first_uncleanable,
+        aborted,
         segment_bytes: log_config.segment_bytes,
         limits: limits(log_config),
         max_decompressed_bytes: DEFAULT_MAX_DECOMPRESSED_BYTES
@@ -401,6 +445,8 @@ struct CleanedFiles {
     log: PathBuf,
     index: PathBuf,
     time_index: PathBuf,
+    /// Written only when the sources have aborted-transaction entries.
+    txn_index: Option<PathBuf>,
     size: u64,
 }
 
@@ -414,6 +460,9 @@ impl CleanedGroup {
             remove_if_exists(&out.log)?;
             remove_if_exists(&out.index)?;
             remove_if_exists(&out.time_index)?;
+            if let Some(txn_index) = &out.txn_index {
+                remove_if_exists(txn_index)?;
+            }
         }
         Ok(())
     }
@@ -486,9 +535,48 @@ fn for_each_batch(
     Ok(())
 }
 
-/// Whether a batch's records take part in compaction (see the module docs).
-fn is_compactable(header: &BatchHeader) -> bool {
-    !header.is_control() && !header.is_transactional()
+/// Aborted transactions by producer, answering "was this transactional batch aborted?".
+#[derive(Debug, Default)]
+struct AbortedRanges {
+    /// Per producer, `(first offset, abort marker offset)` sorted by first offset; a
+    /// producer runs one transaction at a time, so its ranges do not overlap.
+    by_producer: HashMap<i64, Vec<(i64, i64)>>,
+}
+
+impl AbortedRanges {
+    fn new(txns: &[AbortedTxn]) -> AbortedRanges {
+        let mut by_producer: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+        for t in txns {
+            by_producer
+                .entry(t.producer_id)
+                .or_default()
+                .push((t.first_offset, t.last_offset));
+        }
+        for ranges in by_producer.values_mut() {
+            ranges.sort_unstable();
+        }
+        AbortedRanges { by_producer }
+    }
+
+    /// Whether `header` is a data batch of an aborted transaction: transactional, and its
+    /// base offset within an aborted range of its producer.
+    fn contains(&self, header: &BatchHeader) -> bool {
+        if !header.is_transactional() || header.is_control() {
+            return false;
+        }
+        let Some(ranges) = self.by_producer.get(&header.producer_id) else {
+            return false;
+        };
+        let i = ranges.partition_point(|&(first, _)| first <= header.base_offset);
+        i > 0 && ranges[i - 1].1 >= header.base_offset
+    }
+}
+
+/// Whether a batch's keyed records may enter the offset map and so remove older records
+/// of their keys: not markers, and not data of aborted transactions (an aborted write must
+/// never shadow an earlier committed value).
+fn enters_offset_map(header: &BatchHeader, aborted: &AbortedRanges) -> bool {
+    !header.is_control() && !aborted.contains(header)
 }
 
 /// Key -> latest offset over the dirty range, with an approximate byte budget.
@@ -575,11 +663,10 @@ impl IndexBuilder {
 struct Filter<'a> {
     map: &'a OffsetMap,
     end: i64,
+    /// Batches reaching this offset are copied untouched (see [`plan`]).
+    first_uncleanable: i64,
+    aborted: &'a AbortedRanges,
     delete_horizon_ms: i64,
-    /// Keys seen in transactional batches so far (their tombstones must stay).
-    pinned: HashSet<Box<[u8]>>,
-    pinned_bytes: usize,
-    pinned_budget: usize,
     /// Set once something makes dropping tombstones unsafe for the rest of the pass.
     keep_tombstones: bool,
     max_decompressed_bytes: usize,
@@ -587,20 +674,6 @@ struct Filter<'a> {
 }
 
 impl Filter<'_> {
-    fn pin_keys(&mut self, records: &[Record]) {
-        for key in records.iter().filter_map(|r| r.key.as_deref()) {
-            if self.pinned.contains(key) {
-                continue;
-            }
-            self.pinned_bytes += key.len() + MAP_ENTRY_OVERHEAD;
-            if self.pinned_bytes > self.pinned_budget {
-                self.keep_tombstones = true;
-                return;
-            }
-            self.pinned.insert(key.into());
-        }
-    }
-
     fn retain(&mut self, r: &Record, segment_largest_timestamp: i64) -> bool {
         let Some(key) = r.key.as_deref() else {
             return true;
@@ -617,8 +690,7 @@ impl Filter<'_> {
         let expired_tombstone = r.value.is_none()
             && r.offset < self.end
             && segment_largest_timestamp < self.delete_horizon_ms
-            && !self.keep_tombstones
-            && !self.pinned.contains(key);
+            && !self.keep_tombstones;
         if expired_tombstone {
             self.outcome.tombstones_removed += 1;
             return false;
@@ -635,18 +707,20 @@ impl Filter<'_> {
         segment_largest_timestamp: i64,
     ) -> Result<Option<std::borrow::Cow<'b, [u8]>>, StorageError> {
         use std::borrow::Cow;
-        if header.is_control() {
+        // Transaction markers are never removed. Kafka drops a marker once
+        // delete.retention.ms has passed and no record of its transaction is left; keeping
+        // it is always safe (a read_committed consumer told about an aborted transaction
+        // still finds where it ends, a rebuild of producer state still sees the transaction
+        // complete, and the .txnindex entry keeps its marker) and costs one small batch per
+        // transaction. Batches reaching the first unstable offset cannot be judged yet.
+        if header.is_control() || header.last_offset() >= self.first_uncleanable {
             return Ok(Some(Cow::Borrowed(bytes)));
         }
-        let decoded = decode_records_any(bytes, self.max_decompressed_bytes);
-        if header.is_transactional() {
-            match &decoded {
-                Ok(records) => self.pin_keys(records),
-                Err(_) => self.keep_tombstones = true,
-            }
-            return Ok(Some(Cow::Borrowed(bytes)));
+        if self.aborted.contains(header) {
+            self.outcome.aborted_records_removed += header.records_count.max(0) as u64;
+            return Ok(None);
         }
-        let records = match decoded {
+        let records = match decode_records_any(bytes, self.max_decompressed_bytes) {
             Ok(records) => records,
             Err(e) => {
                 tracing::warn!(base_offset = header.base_offset, error = %e,
@@ -682,7 +756,7 @@ impl Filter<'_> {
                 producer_id: header.producer_id,
                 producer_epoch: header.producer_epoch,
                 base_sequence: header.base_sequence,
-                is_transactional: false,
+                is_transactional: header.is_transactional(),
                 is_control: false,
                 timestamp_type: header.timestamp_type(),
             },
@@ -733,7 +807,7 @@ impl CleanPlan {
                 if header.base_offset >= to {
                     return Ok(false);
                 }
-                if !is_compactable(header) {
+                if !enters_offset_map(header, &self.aborted) {
                     return Ok(true);
                 }
                 let Ok(records) = decode_records_any(bytes, self.max_decompressed_bytes) else {
@@ -790,10 +864,9 @@ impl CleanPlan {
         let mut filter = Filter {
             map: &map,
             end,
+            first_uncleanable: self.first_uncleanable,
+            aborted: &self.aborted,
             delete_horizon_ms: self.now_ms.saturating_sub(self.config.delete_retention_ms),
-            pinned: HashSet::new(),
-            pinned_bytes: 0,
-            pinned_budget: self.config.dedupe_buffer_bytes,
             keep_tombstones: false,
             max_decompressed_bytes: self.max_decompressed_bytes,
             outcome: CleanOutcome {
@@ -837,20 +910,28 @@ impl CleanPlan {
                 CLEANED_SUFFIX,
             )
         };
+        // The cleaned segment covers the sources' whole offset range, so it takes over their
+        // aborted-transaction entries (the markers are never removed).
+        let aborted_txns: Vec<AbortedTxn> = sources
+            .iter()
+            .flat_map(|s| s.aborted_txns.iter().copied())
+            .collect();
         let files = CleanedFiles {
             log: cleaned("log"),
             index: cleaned("index"),
             time_index: cleaned("timeindex"),
+            txn_index: (!aborted_txns.is_empty()).then(|| cleaned("txnindex")),
             size: 0,
         };
-        let paths = [
+        let mut paths = vec![
             files.log.clone(),
             files.index.clone(),
             files.time_index.clone(),
         ];
-        let result = self.write_group_files(filter, &sources, files);
+        paths.extend(files.txn_index.clone());
+        let result = self.write_group_files(filter, &sources, &aborted_txns, files);
         match result {
-            Ok(Some(files)) if files.size == 0 && !first => {
+            Ok(Some(files)) if files.size == 0 && !first && files.txn_index.is_none() => {
                 // Nothing survived: the sources go away without a replacement; the previous
                 // segment's range then covers their offsets, so reads skip to what follows.
                 for path in &paths {
@@ -893,6 +974,7 @@ impl CleanPlan {
         &self,
         filter: &mut Filter<'_>,
         sources: &[SourceSegment],
+        aborted_txns: &[AbortedTxn],
         mut files: CleanedFiles,
     ) -> Result<Option<CleanedFiles>, StorageError> {
         let create = |path: &Path| {
@@ -914,10 +996,14 @@ impl CleanPlan {
             bytes_since_entry: 0,
             max_timestamp: None,
         };
-        let before = (
-            filter.outcome.records_removed,
-            filter.outcome.tombstones_removed,
-        );
+        let removed = |o: &CleanOutcome| {
+            (
+                o.records_removed,
+                o.tombstones_removed,
+                o.aborted_records_removed,
+            )
+        };
+        let before = removed(&filter.outcome);
         let mut position = 0u64;
         for source in sources {
             for_each_batch(source, |header, bytes| {
@@ -944,10 +1030,7 @@ impl CleanPlan {
         }
         out.flush().ctx(IoVerb::Write, &files.log)?;
         drop(out);
-        let unchanged = (
-            filter.outcome.records_removed,
-            filter.outcome.tombstones_removed,
-        ) == before;
+        let unchanged = removed(&filter.outcome) == before;
         if unchanged && sources.len() == 1 {
             drop(log_file);
             remove_if_exists(&files.log)?;
@@ -955,10 +1038,14 @@ impl CleanPlan {
         }
         index.seal();
         log_file.sync_all().ctx(IoVerb::Sync, &files.log)?;
-        for (path, bytes) in [
+        let mut outputs = vec![
             (&files.index, encode_offset_entries(&index.offset)),
             (&files.time_index, encode_time_entries(&index.time)),
-        ] {
+        ];
+        if let Some(path) = &files.txn_index {
+            outputs.push((path, encode_entries(aborted_txns)));
+        }
+        for (path, bytes) in outputs {
             let f = create(path)?;
             f.write_all_at(&bytes, 0).ctx(IoVerb::Write, path)?;
             f.sync_all().ctx(IoVerb::Sync, path)?;
@@ -969,7 +1056,8 @@ impl CleanPlan {
 }
 
 /// Checks that the group's sources are still exactly the log's segments at that position
-/// (same files, same sizes, not the active segment); returns the index of the first.
+/// (same files, same sizes, same aborted-transaction entries, not the active segment);
+/// returns the index of the first.
 fn locate(log: &Log, group: &CleanedGroup) -> Option<usize> {
     let segments = log.segments();
     let first = segments
@@ -987,6 +1075,7 @@ fn locate(log: &Log, group: &CleanedGroup) -> Option<usize> {
             src.base_offset == seg.base_offset
                 && src.size == seg.size
                 && Arc::ptr_eq(&src.file, &seg.log)
+                && src.aborted_txns.as_slice() == seg.txn_index.entries()
         });
     same.then_some(first)
 }
@@ -1038,6 +1127,13 @@ pub fn swap(log: &mut Log, cleaned: CleanedSegments) -> Result<Option<CleanOutco
         let base = g.base_offset();
         rename(&out.index, &dir.join(file_name(base, "index")))?;
         rename(&out.time_index, &dir.join(file_name(base, "timeindex")))?;
+        // After the other sources' files are gone, so recovery can tell by the presence of
+        // the cleaned file whether the entries were moved in yet.
+        let txn_index = dir.join(file_name(base, "txnindex"));
+        match &out.txn_index {
+            Some(cleaned) => rename(cleaned, &txn_index)?,
+            None => remove_if_exists(&txn_index)?,
+        }
         sync_dir(&dir)?;
         rename(&swap_path(&dir, base), &dir.join(file_name(base, "log")))?;
         let next_base = log.segments()[first + n].base_offset;
@@ -1065,7 +1161,10 @@ fn swap_path(dir: &Path, base_offset: i64) -> PathBuf {
 /// Crash recovery, called by [`Log::open`] before it lists segments: every
 /// `<base>.log.swap` is a committed cleaning result. The segments it replaces (base offsets
 /// within `[base, end of the swap)`) and their indexes are deleted, the swap takes the name
-/// `<base>.log`, and its indexes are rebuilt by the normal open path.
+/// `<base>.log`, and its offset and time indexes are rebuilt by the normal open path. The
+/// aborted-transaction index cannot be rebuilt from the log, so it comes from
+/// `<base>.txnindex.cleaned` if that is still there; if not, `swap` had already moved it
+/// in (or the group had no entries), and `<base>.txnindex` is kept.
 pub(crate) fn complete_swaps(dir: &Path) -> Result<(), StorageError> {
     let mut swaps = Vec::new();
     let mut segments = Vec::new();
@@ -1097,9 +1196,18 @@ pub(crate) fn complete_swaps(dir: &Path) -> Result<(), StorageError> {
             for suffix in ["log", "index", "timeindex"] {
                 remove_if_exists(&dir.join(file_name(seg, suffix)))?;
             }
+            if seg != base {
+                remove_if_exists(&dir.join(file_name(seg, "txnindex")))?;
+            }
         }
         for suffix in ["index", "timeindex"] {
             remove_if_exists(&dir.join(file_name(base, suffix)))?;
+        }
+        let txn_index = dir.join(file_name(base, "txnindex"));
+        match fs::rename(with_suffix(&txn_index, CLEANED_SUFFIX), &txn_index) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io(IoVerb::Rename, txn_index, e)),
         }
         rename(&path, &dir.join(file_name(base, "log")))?;
     }
@@ -1126,6 +1234,7 @@ fn swap_end_offset(path: &Path, base: i64) -> Result<i64, StorageError> {
         file: Arc::new(file),
         path: path.to_path_buf(),
         largest_timestamp: 0,
+        aborted_txns: Vec::new(),
     };
     let mut end = base;
     let mut valid = 0u64;

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use fjord_protocol::batch::BatchError;
 
+use crate::AbortedTxn;
+
 /// The file-system operation that failed, so an I/O error reads as "failed to sync
 /// /data/t-0/00000000000000000000.log" rather than a bare errno.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +126,19 @@ pub enum StorageError {
     /// A configuration value cannot work (e.g. `segment.bytes` above 2 GiB).
     #[error("invalid log configuration: {0}")]
     InvalidConfig(String),
+    /// An aborted-transaction entry does not fit the log (its abort marker is not in the
+    /// log, or it is not after the entries already recorded); nothing was written. This is a
+    /// bug in the caller, not in the request of a client.
+    #[error(
+        "aborted transaction of producer {} at offsets [{}, {}] rejected: {reason}",
+        .txn.producer_id, .txn.first_offset, .txn.last_offset
+    )]
+    InvalidAbortedTxn {
+        /// The rejected entry.
+        txn: AbortedTxn,
+        /// Why it was rejected.
+        reason: String,
+    },
     /// A checkpoint file does not follow Kafka's format.
     #[error("corrupt checkpoint file {} line {line}: {reason}", path.display())]
     CorruptCheckpoint {

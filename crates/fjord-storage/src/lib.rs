@@ -7,9 +7,12 @@
 //!  ├── 00000000000000000000.log        batches at offsets [0, 1200)     (sealed)
 //!  ├── 00000000000000000000.index      rel offset -> file position, every 4 KiB
 //!  ├── 00000000000000000000.timeindex  max timestamp so far -> rel offset
+//!  ├── 00000000000000000000.txnindex   aborted transactions whose abort marker is in
+//!  │                                   this segment (only once there is one)
 //!  ├── 00000000000000001200.log        batches at offsets [1200, LEO)   (active)
 //!  ├── 00000000000000001200.index
 //!  ├── 00000000000000001200.timeindex
+//!  ├── 00000000000000001180.snapshot   producer state as of offset 1180 (newest two kept)
 //!  └── log-start-offset                raised by DeleteRecords
 //!
 //!   append ──► validate all batches ──► assign offsets in place ──► one pwrite to the
@@ -29,6 +32,11 @@
 //! `recovery-point-offset-checkpoint` ([`checkpoint`]). After a crash, [`Log::open`] trusts
 //! what lies below the recovery point and CRC-checks the rest, truncating at the first bad
 //! batch.
+//!
+//! For transactions, the log keeps Kafka's aborted-transaction index next to the segments
+//! ([`Log::append_aborted_txn`], [`Log::aborted_txns`] for read_committed fetches) and
+//! stores the broker's producer-state snapshots as opaque bytes
+//! ([`Log::write_producer_snapshot`]).
 //!
 //! ```
 //! use fjord_protocol::batch::{build_batch, BatchSpec, RecordSpec};
@@ -54,9 +62,12 @@ mod config;
 mod error;
 mod index;
 mod log;
+mod producer_snapshot;
 mod segment;
+mod txn_index;
 
 pub use config::LogConfig;
 pub use error::{IoVerb, StorageError};
 pub use fjord_protocol::batch::TimestampType;
 pub use log::{AppendInfo, FlushTarget, Log, ReadPlan, RetentionOutcome, LOG_START_OFFSET_FILE};
+pub use txn_index::AbortedTxn;

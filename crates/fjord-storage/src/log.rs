@@ -14,7 +14,7 @@ use fjord_protocol::batch::{
 use crate::checkpoint::{sync_dir, write_atomically};
 use crate::error::{IoContext, IoVerb};
 use crate::segment::{IndexLimits, Segment};
-use crate::{LogConfig, StorageError};
+use crate::{producer_snapshot, AbortedTxn, LogConfig, StorageError};
 
 /// Name of the per-partition file holding the log start offset raised by DeleteRecords.
 /// Kafka keeps one `log-start-offset-checkpoint` per log dir instead; a file per partition
@@ -236,6 +236,7 @@ impl Log {
                 bases.push(base);
             } else if let Some(base) = parse_segment_name(name, ".index")
                 .or_else(|| parse_segment_name(name, ".timeindex"))
+                .or_else(|| parse_segment_name(name, ".txnindex"))
             {
                 index_files.push((base, entry.path()));
             } else if name.ends_with(".tmp")
@@ -343,6 +344,27 @@ impl Log {
             }
             segments.push(Segment::create(dir, log_start_offset)?);
             scanned_any = true;
+        }
+
+        // Aborted transactions and producer snapshots beyond a truncated end describe records
+        // that are gone.
+        let log_end = segments[segments.len() - 1].next_offset;
+        for seg in &mut segments {
+            if seg
+                .txn_index
+                .entries()
+                .last()
+                .is_some_and(|e| e.last_offset >= log_end)
+            {
+                tracing::warn!(path = %seg.txn_index.path().display(), log_end,
+                    "dropping aborted transactions beyond the log end");
+                seg.txn_index.truncate_from(log_end)?;
+                seg.txn_index.sync()?;
+                seg.txn_index.close_file_if_synced();
+            }
+        }
+        if producer_snapshot::delete_above(dir, log_end)? {
+            sync_dir(dir)?;
         }
 
         // Non-active segments no longer need open index handles; the active one gets its
@@ -750,8 +772,9 @@ impl Log {
     }
 
     /// Snapshot of what a flush must sync: data and index files of every segment holding
-    /// offsets at or above the recovery point (rolled segments included), plus the directory
-    /// if segments were created. Cheap: clones `Arc`s.
+    /// offsets at or above the recovery point (rolled segments included), aborted-transaction
+    /// indexes written since their segment was last flushed, plus the directory if segments
+    /// were created. Cheap: clones `Arc`s.
     pub fn flush_target(&self) -> FlushTarget {
         let mut files = Vec::new();
         for seg in &self.segments {
@@ -761,6 +784,9 @@ impl Log {
                     files.push(idx.offset.clone());
                     files.push(idx.time.clone());
                 }
+            }
+            if let Some(txn) = seg.txn_index.flush_target() {
+                files.push(txn.clone());
             }
         }
         FlushTarget {
@@ -781,9 +807,11 @@ impl Log {
         }
         let last = self.segments.len() - 1;
         let rp = self.recovery_point;
-        for seg in &mut self.segments[..last] {
-            if seg.next_offset <= rp {
+        for (i, seg) in self.segments.iter_mut().enumerate() {
+            seg.txn_index.mark_synced();
+            if i != last && seg.next_offset <= rp {
                 seg.index_files = None;
+                seg.txn_index.close_file_if_synced();
             }
         }
     }
@@ -792,11 +820,13 @@ impl Log {
     /// the log end offset.
     pub fn flush(&mut self) -> Result<(), StorageError> {
         self.active_mut().append_index_tails()?;
-        for seg in &self.segments {
-            if seg.next_offset > self.recovery_point || seg.index_files.is_some() {
+        let recovery_point = self.recovery_point;
+        for seg in &mut self.segments {
+            if seg.next_offset > recovery_point || seg.index_files.is_some() {
                 seg.log.sync_data().ctx(IoVerb::Sync, &seg.log_path)?;
                 seg.sync_index_files()?;
             }
+            seg.txn_index.sync()?;
         }
         sync_dir(&self.dir)?;
         self.unsynced_dir_since = None;
@@ -924,6 +954,101 @@ impl Log {
     pub fn update_config(&mut self, config: LogConfig) -> Result<(), StorageError> {
         self.config = config.validate()?;
         Ok(())
+    }
+
+    /// Index of the segment holding `offset` (the first one for offsets below the log).
+    fn segment_index_for(&self, offset: i64) -> usize {
+        self.segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1)
+    }
+
+    /// Records an aborted transaction for read_committed fetches, in the `.txnindex` of the
+    /// segment holding its abort marker (`txn.last_offset`, already appended), so the entry
+    /// is deleted, truncated and compacted together with the marker. Entries must come in
+    /// marker order. Not synced by itself: the next flush, close or producer snapshot syncs
+    /// it, and after a crash the broker re-derives entries above its producer snapshot from
+    /// the log.
+    pub fn append_aborted_txn(&mut self, txn: AbortedTxn) -> Result<(), StorageError> {
+        let reject = |reason: String| Err(StorageError::InvalidAbortedTxn { txn, reason });
+        if txn.first_offset > txn.last_offset {
+            return reject("first offset is after the abort marker".into());
+        }
+        let first_base = self.segments[0].base_offset;
+        let log_end = self.log_end_offset();
+        if txn.last_offset < first_base || txn.last_offset >= log_end {
+            return reject(format!(
+                "abort marker offset is outside the log [{first_base}, {log_end})"
+            ));
+        }
+        let i = self.segment_index_for(txn.last_offset);
+        let index = &mut self.segments[i].txn_index;
+        if let Some(prev) = index.entries().last() {
+            if prev.last_offset >= txn.last_offset {
+                return reject(format!(
+                    "entries must come in marker order, and one at offset {} is recorded",
+                    prev.last_offset
+                ));
+            }
+        }
+        index.append(txn)
+    }
+
+    /// The aborted transactions a fetch of `[from_offset, upper_offset)` must report (Kafka's
+    /// collectAbortedTxns): every entry with `last_offset >= from_offset` and
+    /// `first_offset < upper_offset`, in offset order. Entries sit with their marker, so the
+    /// walk starts at the segment holding `from_offset` and continues to the log end (a
+    /// transaction that started in range may have been aborted much later).
+    pub fn aborted_txns(&self, from_offset: i64, upper_offset: i64) -> Vec<AbortedTxn> {
+        let first = self.segment_index_for(from_offset);
+        self.segments[first..]
+            .iter()
+            .flat_map(|s| s.txn_index.entries())
+            .filter(|e| e.last_offset >= from_offset && e.first_offset < upper_offset)
+            .copied()
+            .collect()
+    }
+
+    /// Drops every aborted-transaction entry with `last_offset >= from_offset`; the broker
+    /// calls this before it re-derives those entries from a scan of the log at start-up.
+    pub fn truncate_aborted_txns(&mut self, from_offset: i64) -> Result<(), StorageError> {
+        let first = self.segment_index_for(from_offset);
+        for seg in &mut self.segments[first..] {
+            seg.txn_index.truncate_from(from_offset)?;
+        }
+        Ok(())
+    }
+
+    /// Stores the broker's producer state as of `offset` (`<offset>.snapshot`, written
+    /// atomically) so a restart replays the log from there rather than from the log start.
+    /// Only the newest two snapshots are kept. `offset` must be within `[0, log end]`.
+    ///
+    /// Pending aborted-transaction entries are synced first: after a restart the broker
+    /// re-derives only the entries above its snapshot, so those below it must be durable
+    /// by the time the snapshot is.
+    pub fn write_producer_snapshot(
+        &mut self,
+        offset: i64,
+        bytes: &[u8],
+    ) -> Result<(), StorageError> {
+        let log_end = self.log_end_offset();
+        if !(0..=log_end).contains(&offset) {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset,
+                log_end,
+            });
+        }
+        for seg in &mut self.segments {
+            seg.txn_index.sync()?;
+        }
+        producer_snapshot::write(&self.dir, offset, bytes)
+    }
+
+    /// The newest producer-state snapshot at or below the log end offset, with its offset;
+    /// snapshots beyond the end (written before a truncation) describe records that are gone.
+    pub fn latest_producer_snapshot(&self) -> Result<Option<(i64, Vec<u8>)>, StorageError> {
+        producer_snapshot::latest(&self.dir, self.log_end_offset())
     }
 
     /// Removes the partition directory (topic deletion or partition reassignment away).

@@ -1,4 +1,5 @@
-//! One segment: a `.log` file of whole batches plus its sparse `.index` and `.timeindex`.
+//! One segment: a `.log` file of whole batches plus its sparse `.index` and `.timeindex`,
+//! and the `.txnindex` of aborted transactions whose markers it holds.
 //!
 //! The log file is shared with readers as `Arc<File>`; bytes below `size` never change (the
 //! writer only appends past it), which is what lets a `ReadPlan` copy them without the lock.
@@ -18,6 +19,7 @@ use crate::index::{
     self, encode_offset_entries, encode_time_entries, IndexProblem, OffsetEntry, TimeEntry,
     OFFSET_ENTRY_LEN, TIME_ENTRY_LEN,
 };
+use crate::txn_index::TxnIndex;
 use crate::StorageError;
 
 /// Read size for sequential recovery scans: large enough to amortise syscalls.
@@ -76,6 +78,8 @@ pub(crate) struct Segment {
     /// batch's max timestamp after a reopen (as Kafka does).
     pub(crate) rolling_base_ms: Option<i64>,
     pub(crate) index_files: Option<IndexFiles>,
+    /// Aborted transactions whose abort marker lies in this segment.
+    pub(crate) txn_index: TxnIndex,
 }
 
 fn open_rw(path: &Path, create_new: bool) -> Result<File, StorageError> {
@@ -94,7 +98,8 @@ fn open_rw(path: &Path, create_new: bool) -> Result<File, StorageError> {
     )
 }
 
-fn remove_if_exists(path: &Path) -> Result<(), StorageError> {
+/// Removes a file; a file that is already gone is fine (deletes are retried after crashes).
+pub(crate) fn remove_if_exists(path: &Path) -> Result<(), StorageError> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
@@ -120,6 +125,7 @@ impl Segment {
             max_timestamp: None,
             rolling_base_ms: None,
             index_files: None,
+            txn_index: TxnIndex::empty(dir.join(file_name(base_offset, "txnindex"))),
         }
     }
 
@@ -128,6 +134,8 @@ impl Segment {
         let log_path = dir.join(file_name(base_offset, "log"));
         let log = open_rw(&log_path, true)?;
         let mut seg = Segment::new(dir, base_offset, log, 0);
+        // A leftover aborted-transaction index would describe markers that are gone.
+        remove_if_exists(seg.txn_index.path())?;
         seg.index_files = Some(IndexFiles {
             offset: Arc::new(open_rw(&seg.index_path, true)?),
             time: Arc::new(open_rw(&seg.time_index_path, true)?),
@@ -135,12 +143,15 @@ impl Segment {
         Ok(seg)
     }
 
-    /// Opens an existing segment's log file; indexes are loaded or rebuilt by the caller.
+    /// Opens an existing segment's log file and its aborted-transaction index; the offset
+    /// and time indexes are loaded or rebuilt by the caller.
     pub(crate) fn open(dir: &Path, base_offset: i64) -> Result<Segment, StorageError> {
         let log_path = dir.join(file_name(base_offset, "log"));
         let log = open_rw(&log_path, false)?;
         let size = log.metadata().ctx(IoVerb::Stat, &log_path)?.len();
-        Ok(Segment::new(dir, base_offset, log, size))
+        let mut seg = Segment::new(dir, base_offset, log, size);
+        seg.txn_index = TxnIndex::load(seg.txn_index.path().to_path_buf(), base_offset)?;
+        Ok(seg)
     }
 
     /// Opens (creating if needed) the index files for appending.
@@ -570,7 +581,8 @@ impl Segment {
     pub(crate) fn delete_files(&self) -> Result<(), StorageError> {
         remove_if_exists(&self.log_path)?;
         remove_if_exists(&self.index_path)?;
-        remove_if_exists(&self.time_index_path)
+        remove_if_exists(&self.time_index_path)?;
+        remove_if_exists(self.txn_index.path())
     }
 
     /// Largest timestamp for time-based retention: the max batch timestamp, or the file's

@@ -194,10 +194,10 @@ fn compaction_keeps_exactly_the_latest_record_per_key() {
     let config = CleanerConfig::default();
     let (start, end) = (log.log_start_offset(), log.log_end_offset());
     let size_before = log.size_bytes();
-    assert!(dirty_ratio(&log, &config, now()).unwrap() > 0.99);
-    assert!(needs_cleaning(&log, &config, now()).unwrap());
+    assert!(dirty_ratio(&log, &config, now(), i64::MAX).unwrap() > 0.99);
+    assert!(needs_cleaning(&log, &config, now(), i64::MAX).unwrap());
 
-    let outcome = clean(&mut log, &config, now())
+    let outcome = clean(&mut log, &config, now(), i64::MAX)
         .unwrap()
         .expect("something to clean");
     assert_eq!((outcome.first_dirty_offset, outcome.end_offset), (0, end));
@@ -211,12 +211,12 @@ fn compaction_keeps_exactly_the_latest_record_per_key() {
         log.size_bytes()
     );
     assert_eq!(read_cleaner_offset(dir.path()).unwrap(), Some(end));
-    assert_eq!(dirty_ratio(&log, &config, now()).unwrap(), 0.0);
-    assert!(!needs_cleaning(&log, &config, now()).unwrap());
+    assert_eq!(dirty_ratio(&log, &config, now(), i64::MAX).unwrap(), 0.0);
+    assert!(!needs_cleaning(&log, &config, now(), i64::MAX).unwrap());
     assert_compacted(&log, &w, false);
 
     // Nothing new: a second pass has nothing to do.
-    assert!(clean(&mut log, &config, now()).unwrap().is_none());
+    assert!(clean(&mut log, &config, now(), i64::MAX).unwrap().is_none());
 
     // The swapped segments and their indexes survive a restart.
     log.close().unwrap();
@@ -237,12 +237,12 @@ fn later_passes_compact_new_data_against_the_clean_section() {
     let config = CleanerConfig::default();
     w.fill(&mut log, 300, 2, None);
     seal(&mut log);
-    clean(&mut log, &config, now()).unwrap().unwrap();
+    clean(&mut log, &config, now(), i64::MAX).unwrap().unwrap();
     w.fill(&mut log, 300, 2, Some(0));
     seal(&mut log);
-    let ratio = dirty_ratio(&log, &config, now()).unwrap();
+    let ratio = dirty_ratio(&log, &config, now(), i64::MAX).unwrap();
     assert!(ratio > 0.5 && ratio < 1.0, "{ratio}");
-    let outcome = clean(&mut log, &config, now()).unwrap().unwrap();
+    let outcome = clean(&mut log, &config, now(), i64::MAX).unwrap().unwrap();
     assert!(outcome.first_dirty_offset > 0);
     assert_compacted(&log, &w, false);
 }
@@ -257,7 +257,7 @@ fn tombstones_disappear_after_delete_retention() {
     let config = CleanerConfig::default();
 
     // Within delete.retention.ms the tombstones stay (and hide the older values).
-    clean(&mut log, &config, now()).unwrap().unwrap();
+    clean(&mut log, &config, now(), i64::MAX).unwrap().unwrap();
     assert_compacted(&log, &w, false);
     let tombstones = read_all(&log).values().filter(|(_, v)| v.is_none()).count();
     assert_eq!(tombstones, 50);
@@ -267,7 +267,7 @@ fn tombstones_disappear_after_delete_retention() {
     w.append(&mut log, &[fresh], T0 + 1_000_000);
     seal(&mut log);
     let later = T0 + DAY_MS + 120_000;
-    let outcome = clean(&mut log, &config, later).unwrap().unwrap();
+    let outcome = clean(&mut log, &config, later, i64::MAX).unwrap().unwrap();
     assert_eq!(outcome.tombstones_removed, 50);
     assert_compacted(&log, &w, true);
 }
@@ -285,7 +285,7 @@ fn every_codec_is_compacted_and_keeps_its_codec() {
         let mut w = Writer::new(codec);
         w.fill(&mut log, 400, 3, Some(1));
         seal(&mut log);
-        let outcome = clean(&mut log, &CleanerConfig::default(), now())
+        let outcome = clean(&mut log, &CleanerConfig::default(), now(), i64::MAX)
             .unwrap()
             .unwrap();
         assert!(outcome.records_removed > 0, "{codec:?}");
@@ -326,7 +326,9 @@ fn min_compaction_lag_leaves_recent_segments_alone() {
         min_compaction_lag_ms: 300_000,
         ..CleanerConfig::default()
     };
-    let outcome = clean(&mut log, &config, recent + 1_000).unwrap().unwrap();
+    let outcome = clean(&mut log, &config, recent + 1_000, i64::MAX)
+        .unwrap()
+        .unwrap();
     assert_eq!(outcome.end_offset, old_end);
     let all = read_all(&log);
     // The recent records are all still there, and so is one older version per key.
@@ -353,7 +355,7 @@ fn a_tiny_dedupe_buffer_makes_progress_over_several_passes() {
     let mut passes = 0;
     let mut last_end = 0;
     loop {
-        let outcome = clean(&mut log, &config, now()).unwrap().unwrap();
+        let outcome = clean(&mut log, &config, now(), i64::MAX).unwrap().unwrap();
         passes += 1;
         assert!(
             outcome.end_offset > last_end,
@@ -391,7 +393,7 @@ fn crash_fixture() -> (tempfile::TempDir, Writer, Records) {
     seal(&mut log);
     let before = read_all(&log);
     // Build the cleaned segments, then "crash" before the swap.
-    let plan = cleaner::plan(&log, &CleanerConfig::default(), now())
+    let plan = cleaner::plan(&log, &CleanerConfig::default(), now(), i64::MAX)
         .unwrap()
         .unwrap();
     let cleaned = plan.build().unwrap();
@@ -459,7 +461,7 @@ fn a_plan_is_discarded_when_the_log_changed_underneath() {
     let mut w = Writer::new(Compression::None);
     w.fill(&mut log, 300, 3, None);
     seal(&mut log);
-    let plan = cleaner::plan(&log, &CleanerConfig::default(), now())
+    let plan = cleaner::plan(&log, &CleanerConfig::default(), now(), i64::MAX)
         .unwrap()
         .unwrap();
     let cleaned = plan.build().unwrap();
@@ -471,7 +473,7 @@ fn a_plan_is_discarded_when_the_log_changed_underneath() {
     assert!(files_with_suffix(dir.path(), ".cleaned").is_empty());
     assert_eq!(read_all(&log), before);
     // The next pass works on the changed log.
-    clean(&mut log, &CleanerConfig::default(), now())
+    clean(&mut log, &CleanerConfig::default(), now(), i64::MAX)
         .unwrap()
         .unwrap();
     assert_eq!(log.log_start_offset(), second);
@@ -510,7 +512,7 @@ fn a_batch_that_lost_its_tail_keeps_its_offset_range() {
     );
     w.append(&mut log, &[kv("c", Some("2"))], T0 + 1);
     seal(&mut log);
-    let outcome = clean(&mut log, &CleanerConfig::default(), now())
+    let outcome = clean(&mut log, &CleanerConfig::default(), now(), i64::MAX)
         .unwrap()
         .unwrap();
     assert_eq!(outcome.records_removed, 1);
@@ -532,7 +534,7 @@ fn a_batch_that_lost_its_tail_keeps_its_offset_range() {
 }
 
 #[test]
-fn transactional_and_control_batches_are_kept_and_pin_tombstones() {
+fn committed_transactional_records_are_compacted_and_markers_kept() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::open(dir.path(), log_config(), 0, T0).unwrap();
     let mut w = Writer::new(Compression::None);
@@ -554,7 +556,12 @@ fn transactional_and_control_batches_are_kept_and_pin_tombstones() {
         value: Some(value.as_bytes().to_vec()),
         headers: vec![],
     };
-    let mut batch = build_compressed_batch(&txn, Compression::Zstd, &[record("k", "txn")]).unwrap();
+    let mut batch = build_compressed_batch(
+        &txn,
+        Compression::Zstd,
+        &[record("k", "txn"), record("u", "txn")],
+    )
+    .unwrap();
     let txn_offset = log.append(&mut batch, T0 + 1).unwrap().first_offset;
     // A commit marker: control record key (version 0, type 1 = commit).
     let marker = BatchSpec {
@@ -572,22 +579,49 @@ fn transactional_and_control_batches_are_kept_and_pin_tombstones() {
     );
     let marker_offset = log.append(&mut batch, T0 + 2).unwrap().first_offset;
     w.append(&mut log, &[kv("k", None), kv("t", None)], T0 + 3);
+    w.append(&mut log, &[kv("z", Some("last"))], T0 + 4);
     seal(&mut log);
 
-    let outcome = clean(&mut log, &CleanerConfig::default(), T0 + 2 * DAY_MS)
-        .unwrap()
-        .unwrap();
+    let outcome = clean(
+        &mut log,
+        &CleanerConfig::default(),
+        T0 + 2 * DAY_MS,
+        i64::MAX,
+    )
+    .unwrap()
+    .unwrap();
     let all = read_all(&log);
     let offsets: Vec<i64> = all.keys().copied().collect();
-    // "k"'s plain value is superseded; its transactional value and the marker stay; the
-    // tombstone for "k" stays because a transactional value precedes it; "t" is gone
-    // entirely (its tombstone expired).
-    assert_eq!(offsets, vec![txn_offset, marker_offset, marker_offset + 1]);
-    assert_eq!(all[&(marker_offset + 1)], kv("k", None));
+    // The committed transactional value of "k" is superseded like any other; "u" survives
+    // in a rewritten batch; the marker stays; both tombstones expired.
+    let last = log.log_end_offset() - 1;
+    assert_eq!(offsets, vec![txn_offset + 1, marker_offset, last]);
+    assert_eq!(all[&(txn_offset + 1)], kv("u", Some("txn")));
     assert_eq!(
         (outcome.records_removed, outcome.tombstones_removed),
-        (2, 1)
+        (3, 2)
     );
+    // The rewritten batch is still the producer's transactional batch with its offsets.
+    let plan = log.read(txn_offset, 1, log.log_end_offset()).unwrap();
+    let mut bytes = Vec::new();
+    plan.read_into(&mut bytes).unwrap();
+    let (header, _) = BatchIter::new(&bytes).next().unwrap().unwrap();
+    assert!(header.is_transactional());
+    assert_eq!(
+        (
+            header.producer_id,
+            header.base_offset,
+            header.last_offset(),
+            header.records_count
+        ),
+        (7, txn_offset, txn_offset + 1, 1)
+    );
+    let plan = log.read(marker_offset, 1, log.log_end_offset()).unwrap();
+    let mut bytes = Vec::new();
+    plan.read_into(&mut bytes).unwrap();
+    let (header, _) = BatchIter::new(&bytes).next().unwrap().unwrap();
+    assert!(header.is_control());
+    assert_eq!(header.base_offset, marker_offset);
 }
 
 #[test]
@@ -602,7 +636,7 @@ fn log_append_time_batches_keep_their_append_time() {
     w.append(&mut log, &[kv("a", Some("1")), kv("b", Some("1"))], T0 + 5);
     w.append(&mut log, &[kv("a", Some("2"))], T0 + 9);
     seal(&mut log);
-    clean(&mut log, &CleanerConfig::default(), now())
+    clean(&mut log, &CleanerConfig::default(), now(), i64::MAX)
         .unwrap()
         .unwrap();
     let plan = log.read(0, 1, log.log_end_offset()).unwrap();
