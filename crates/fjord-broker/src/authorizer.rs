@@ -70,6 +70,8 @@ pub enum Resource<'a> {
     Group(&'a str),
     /// The cluster itself.
     Cluster,
+    /// A producer's `transactional.id`.
+    TransactionalId(&'a str),
 }
 
 /// Decides whether a session may perform an operation on a resource.

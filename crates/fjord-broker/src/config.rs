@@ -101,6 +101,12 @@ pub struct BrokerConfig {
     pub offsets_retention_check_interval_ms: i64,
     /// `offset.metadata.max.bytes`.
     pub offset_metadata_max_bytes: i64,
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask for.
+    pub transaction_max_timeout_ms: i32,
+    /// `transaction.state.log.num.partitions`.
+    pub transaction_state_log_num_partitions: i32,
+    /// `producer.id.expiration.ms`: idle producers are forgotten by partitions after this.
+    pub producer_id_expiration_ms: i64,
     /// `log.cleaner.enable`.
     pub log_cleaner_enable: bool,
     /// `log.cleaner.backoff.ms`: pause between cleaning rounds.
@@ -153,6 +159,9 @@ impl Default for BrokerConfig {
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
+            transaction_max_timeout_ms: 900_000,
+            transaction_state_log_num_partitions: 50,
+            producer_id_expiration_ms: 86_400_000,
             log_cleaner_enable: true,
             log_cleaner_backoff_ms: 15_000,
             log_cleaner_dedupe_buffer_size: 134_217_728,
@@ -200,6 +209,9 @@ const KNOWN_NOT_ACTED_ON: &[&str] = &[
 
 /// Every key [`BrokerConfig::from_properties`] acts on.
 const ACTED_ON: &[&str] = &[
+    "transaction.max.timeout.ms",
+    "transaction.state.log.num.partitions",
+    "producer.id.expiration.ms",
     "node.id",
     "broker.id",
     "listeners",
@@ -347,6 +359,16 @@ impl BrokerConfig {
         }
         if let Some((k, v)) = get("queued.max.requests") {
             config.queued_max_requests = parse_int(k, v, 1, i32::MAX as i64)? as usize;
+        }
+        if let Some((k, v)) = get("transaction.max.timeout.ms") {
+            config.transaction_max_timeout_ms = parse_int(k, v, 1, i32::MAX as i64)? as i32;
+        }
+        if let Some((k, v)) = get("transaction.state.log.num.partitions") {
+            config.transaction_state_log_num_partitions =
+                parse_int(k, v, 1, i32::MAX as i64)? as i32;
+        }
+        if let Some((k, v)) = get("producer.id.expiration.ms") {
+            config.producer_id_expiration_ms = parse_int(k, v, 1, i32::MAX as i64)?;
         }
         if let Some((k, v)) = get("offsets.topic.num.partitions") {
             config.offsets_topic_num_partitions = parse_int(k, v, 1, i32::MAX as i64)? as i32;
@@ -679,6 +701,18 @@ impl BrokerConfig {
             (
                 "offsets.topic.num.partitions",
                 self.offsets_topic_num_partitions.to_string(),
+            ),
+            (
+                "transaction.max.timeout.ms",
+                self.transaction_max_timeout_ms.to_string(),
+            ),
+            (
+                "transaction.state.log.num.partitions",
+                self.transaction_state_log_num_partitions.to_string(),
+            ),
+            (
+                "producer.id.expiration.ms",
+                self.producer_id_expiration_ms.to_string(),
             ),
             (
                 "group.initial.rebalance.delay.ms",

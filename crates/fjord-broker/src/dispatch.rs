@@ -184,7 +184,15 @@ async fn dispatch(
         ApiKey::DeleteRecords => serve!(handlers::delete_records::handle),
         ApiKey::DescribeLogDirs => serve!(handlers::describe_log_dirs::handle),
         ApiKey::DescribeCluster => serve!(handlers::describe_cluster::handle),
-        ApiKey::InitProducerId => serve!(handlers::init_producer_id::handle),
+        ApiKey::InitProducerId => serve!(async, handlers::init_producer_id::handle),
+        ApiKey::AddPartitionsToTxn => serve!(async, handlers::transactions::add_partitions),
+        ApiKey::AddOffsetsToTxn => serve!(async, handlers::transactions::add_offsets),
+        ApiKey::EndTxn => serve!(async, handlers::transactions::end_txn),
+        ApiKey::TxnOffsetCommit => serve!(async, handlers::txn_offset_commit::handle),
+        ApiKey::ListTransactions => serve!(async, handlers::transactions::list),
+        ApiKey::DescribeProducers => serve!(handlers::describe_producers::handle),
+        ApiKey::WriteTxnMarkers => serve!(async, handlers::write_txn_markers::handle),
+        ApiKey::DescribeTransactions => serve!(async, handlers::transactions::describe),
         // The version table and this match are kept in step by a test; reaching here means an
         // api was listed without a handler.
         other => {

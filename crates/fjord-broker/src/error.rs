@@ -32,13 +32,12 @@ pub(crate) fn partition_error(e: &crate::partition::PartitionError) -> ResponseE
     }
 }
 
-/// The Kafka error for a refused idempotent batch.
+/// The Kafka error for a refused idempotent or transactional batch.
 pub(crate) fn producer_error(e: &crate::partition::ProducerError) -> ResponseError {
     use crate::partition::ProducerError;
     match e {
         ProducerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         ProducerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-        ProducerError::TransactionsUnsupported => ResponseError::InvalidTxnState,
     }
 }
 

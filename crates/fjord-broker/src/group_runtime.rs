@@ -19,21 +19,20 @@ use std::time::Duration;
 use fjord_group::api::{
     DescribedGroup, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, ListedGroup,
     OffsetCommitRequest, OffsetDeleteRequest, OffsetFetchRequest, OffsetFetchResponse, Response,
-    SyncGroupRequest,
+    SyncGroupRequest, TxnOffsetCommitRequest,
 };
 use fjord_group::records::OffsetsRecord;
 use fjord_group::{
     partition_for_group, Effect, GroupConfig, GroupCoordinator, LoadEntry, MemberIdGenerator,
     PersistId, RequestId, TxnProducer,
 };
-use fjord_protocol::batch::{build_batch, decode_records, BatchIter, BatchSpec, RecordSpec};
+use fjord_protocol::batch::{build_batch, BatchSpec, RecordSpec};
 use kafka_protocol::ResponseError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::error::partition_error;
+use crate::internal_topic::{self, InternalEntry};
 use crate::log_manager::{now_ms, LogManager, Topic};
-use crate::partition::PartitionError;
 
 /// The internal topic holding committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -55,6 +54,8 @@ pub enum GroupRequest {
     Leave(LeaveGroupRequest),
     /// OffsetCommit.
     Commit(OffsetCommitRequest),
+    /// TxnOffsetCommit.
+    TxnCommit(TxnOffsetCommitRequest),
     /// OffsetDelete.
     DeleteOffsets(OffsetDeleteRequest),
     /// DeleteGroups.
@@ -67,6 +68,12 @@ enum Command {
     Describe(Vec<String>, oneshot::Sender<Vec<DescribedGroup>>),
     List(Vec<String>, oneshot::Sender<Vec<ListedGroup>>),
     PersistDone(PersistId, Result<(), i16>),
+    TxnCompleted {
+        producer_id: i64,
+        partition: i32,
+        commit: bool,
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// Why the coordinator could not answer.
@@ -88,12 +95,9 @@ impl GroupCoordinatorHandle {
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, GroupRuntimeError> {
-        let (tx, rx) = oneshot::channel();
-        self.inbox
-            .send(make(tx))
+        internal_topic::ask_task(&self.inbox, make)
             .await
-            .map_err(|_| GroupRuntimeError::NotRunning)?;
-        rx.await.map_err(|_| GroupRuntimeError::NotRunning)
+            .ok_or(GroupRuntimeError::NotRunning)
     }
 
     /// Sends a request and waits for its (possibly parked) answer.
@@ -115,6 +119,23 @@ impl GroupCoordinatorHandle {
         groups: Vec<String>,
     ) -> Result<Vec<DescribedGroup>, GroupRuntimeError> {
         self.ask(|tx| Command::Describe(groups, tx)).await
+    }
+
+    /// Applies (commit) or drops (abort) the transactional offsets of `producer_id` once its
+    /// marker is durable in `__consumer_offsets` partition `partition`.
+    pub async fn complete_transaction(
+        &self,
+        producer_id: i64,
+        partition: i32,
+        commit: bool,
+    ) -> Result<(), GroupRuntimeError> {
+        self.ask(|done| Command::TxnCompleted {
+            producer_id,
+            partition,
+            commit,
+            done,
+        })
+        .await
     }
 
     /// ListGroups with a state filter (empty = all).
@@ -193,66 +214,31 @@ type Entry = LoadEntry<Vec<u8>, Vec<u8>>;
 /// Every record and transaction marker in `__consumer_offsets`, partition by partition, in
 /// log order.
 fn read_all_records(topic: &Topic) -> Result<Vec<Entry>, fjord_storage::StorageError> {
-    let mut out = Vec::new();
-    for partition in &topic.partitions {
-        let Ok(offsets) = partition.offsets() else {
-            continue;
-        };
-        let mut offset = offsets.log_start_offset;
-        while offset < offsets.log_end_offset {
-            let (plan, _) = match partition.read(offset, 1 << 20) {
-                Ok(r) => r,
-                Err(PartitionError::Storage(e)) => return Err(e),
-                Err(_) => break,
-            };
-            if plan.is_empty() {
-                break;
-            }
-            let mut bytes = Vec::with_capacity(plan.len());
-            plan.read_into(&mut bytes).map_err(|e| {
-                fjord_storage::StorageError::io(fjord_storage::IoVerb::Read, &partition.name, e)
-            })?;
-            for (header, batch) in BatchIter::headers_only(&bytes).filter_map(Result::ok) {
-                offset = header.last_offset() + 1;
-                match decode_records(batch) {
-                    Ok(records) if header.is_control() => {
-                        // A control record's key is version (i16) + type (i16): 0 abort, 1 commit.
-                        let marker_type = records
-                            .first()
-                            .and_then(|r| r.key.as_deref())
-                            .filter(|key| key.len() >= 4)
-                            .map(|key| i16::from_be_bytes([key[2], key[3]]));
-                        match marker_type {
-                            Some(marker @ (0 | 1)) => out.push(LoadEntry::Marker {
-                                producer_id: header.producer_id,
-                                commit: marker == 1,
-                                partition: partition.index,
-                            }),
-                            other => {
-                                tracing::warn!(partition = %partition.name, marker_type = ?other, "skipping unknown control record in __consumer_offsets")
-                            }
-                        }
-                    }
-                    Ok(records) => {
-                        let producer_id = header.is_transactional().then_some(header.producer_id);
-                        out.extend(records.into_iter().filter_map(|r| {
-                            r.key.map(|key| LoadEntry::Record {
-                                key,
-                                value: r.value,
-                                producer_id,
-                                partition: partition.index,
-                            })
-                        }))
-                    }
-                    Err(e) => {
-                        tracing::warn!(partition = %partition.name, error = %e, "skipping undecodable batch in __consumer_offsets")
-                    }
-                }
-            }
-            offset = offset.max(plan.next_offset());
-        }
-    }
-    Ok(out)
+    Ok(internal_topic::read_entries(topic)?
+        .into_iter()
+        .map(|entry| match entry {
+            InternalEntry::Record {
+                partition,
+                transactional_producer,
+                key,
+                value,
+            } => LoadEntry::Record {
+                key,
+                value,
+                producer_id: transactional_producer,
+                partition,
+            },
+            InternalEntry::Marker {
+                partition,
+                producer_id,
+                commit,
+            } => LoadEntry::Marker {
+                producer_id,
+                commit,
+                partition,
+            },
+        })
+        .collect())
 }
 
 struct Runtime {
@@ -282,7 +268,7 @@ impl Runtime {
                     Some(command) => self.handle(command),
                     None => return,
                 },
-                _ = sleep_until(timer), if timer.is_some() => {
+                _ = internal_topic::sleep_until(timer), if timer.is_some() => {
                     self.timer = None;
                     let effects = self.coordinator.tick(now_ms());
                     self.apply(effects);
@@ -309,6 +295,7 @@ impl Runtime {
                     GroupRequest::Heartbeat(r) => c.heartbeat(id, r, now),
                     GroupRequest::Leave(r) => c.leave_group(id, r, now),
                     GroupRequest::Commit(r) => c.commit_offsets(id, r, now),
+                    GroupRequest::TxnCommit(r) => c.txn_offset_commit(id, r, now),
                     GroupRequest::DeleteOffsets(r) => c.delete_offsets(id, r, now),
                     GroupRequest::DeleteGroups(groups) => c.delete_groups(id, &groups, now),
                 };
@@ -326,6 +313,18 @@ impl Runtime {
             Command::PersistDone(id, result) => {
                 let effects = self.coordinator.complete_persist(id, result, now);
                 self.apply(effects);
+            }
+            Command::TxnCompleted {
+                producer_id,
+                partition,
+                commit,
+                done,
+            } => {
+                let effects =
+                    self.coordinator
+                        .complete_transaction(producer_id, partition, commit, now);
+                self.apply(effects);
+                let _ = done.send(());
             }
         }
     }
@@ -368,31 +367,15 @@ impl Runtime {
         let Some(inbox) = self.inbox.upgrade() else {
             return;
         };
-        match appended {
-            Ok((partition, end_offset, logs)) => {
-                logs.flusher().request(partition.clone());
-                tokio::spawn(async move {
-                    let mut durable = partition.subscribe_durable();
-                    let reached = tokio::time::timeout(
-                        Duration::from_secs(30),
-                        durable.wait_for(|o| *o >= end_offset || !partition.is_open()),
-                    )
-                    .await
-                    .map(|r| r.is_ok());
-                    let result = match reached {
-                        Ok(true) if partition.is_open() => Ok(()),
-                        Ok(_) => Err(ResponseError::NotCoordinator.code()),
-                        Err(_) => Err(ResponseError::RequestTimedOut.code()),
-                    };
-                    let _ = inbox.send(Command::PersistDone(id, result)).await;
-                });
-            }
-            Err(code) => {
-                tokio::spawn(async move {
-                    let _ = inbox.send(Command::PersistDone(id, Err(code))).await;
-                });
-            }
-        }
+        tokio::spawn(async move {
+            let result = match appended {
+                Ok((partition, end_offset, logs)) => {
+                    internal_topic::wait_durable(&logs, partition, end_offset).await
+                }
+                Err(code) => Err(code),
+            };
+            let _ = inbox.send(Command::PersistDone(id, result)).await;
+        });
     }
 
     /// Appends the records, as a transactional batch of `transaction`'s producer if given;
@@ -427,32 +410,23 @@ impl Runtime {
             .collect();
         let spec = match transaction {
             None => BatchSpec::default(),
-            // Kafka writes sequence 0: coordinator appends are not checked for sequence gaps.
+            // No sequence: the coordinator's appends are not part of the producer's sequence,
+            // so the partition neither checks nor remembers them for deduplication.
             Some(txn) => BatchSpec {
                 producer_id: txn.producer_id,
                 producer_epoch: txn.producer_epoch,
-                base_sequence: 0,
+                base_sequence: -1,
                 is_transactional: true,
                 ..BatchSpec::default()
             },
         };
         let mut batch = build_batch(&spec, &specs);
-        let appended = partition.append(&mut batch, now).map_err(|e| match e {
-            PartitionError::Closed(_) => ResponseError::NotCoordinator.code(),
-            e => partition_error(&e).code(),
-        })?;
-        Ok((partition, appended.last_offset() + 1, logs))
+        let end = internal_topic::append(&partition, &mut batch, now)?;
+        Ok((partition, end, logs))
     }
 }
 
 type Appended = (Arc<crate::partition::Partition>, i64, Arc<LogManager>);
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
 
 /// Creates `__consumer_offsets` on first use, as Kafka does.
 pub fn ensure_offsets_topic(

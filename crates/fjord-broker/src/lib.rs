@@ -28,12 +28,14 @@ mod error;
 pub mod flusher;
 pub mod group_runtime;
 mod handlers;
+pub mod internal_topic;
 pub mod log_manager;
 pub mod metrics;
 pub mod partition;
 pub mod producer_ids;
 pub mod producer_state;
 pub mod topic_config;
+pub mod txn_runtime;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -83,8 +85,10 @@ pub struct Broker {
     pub logs: Arc<LogManager>,
     /// The consumer-group coordinator.
     pub groups: group_runtime::GroupCoordinatorHandle,
-    /// Idempotent producer ids.
-    pub producer_ids: producer_ids::ProducerIdManager,
+    /// The transaction coordinator.
+    pub transactions: txn_runtime::TxnCoordinatorHandle,
+    /// Producer ids, for idempotent and transactional producers alike.
+    pub producer_ids: Arc<producer_ids::ProducerIdManager>,
     /// The authorization check handlers consult.
     pub authorizer: Authorizer,
     /// Where clients reach this broker, after binding (port 0 resolved).
@@ -166,11 +170,23 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
             offsets_topic_num_partitions: config.offsets_topic_num_partitions,
         },
     )?;
-    let producer_ids = producer_ids::ProducerIdManager::open(&config.log_dir)?;
+    let producer_ids = Arc::new(producer_ids::ProducerIdManager::open(&config.log_dir)?);
+    let txn_config = fjord_txn::TxnConfig {
+        transaction_max_timeout_ms: config.transaction_max_timeout_ms,
+        transaction_state_num_partitions: config.transaction_state_log_num_partitions,
+        offsets_topic_num_partitions: config.offsets_topic_num_partitions,
+    };
+    let transactions = txn_runtime::start(
+        Arc::downgrade(&logs),
+        txn_config,
+        producer_ids.clone(),
+        groups.clone(),
+    )?;
     let broker = Arc::new(Broker {
         config: config.clone(),
         logs,
         groups,
+        transactions,
         producer_ids,
         authorizer: Authorizer,
         advertised,
@@ -243,6 +259,7 @@ fn spawn_background(
                                 if let Err(e) = broker.logs.checkpoint_recovery_points() {
                                     tracing::warn!(error = %e, "could not write recovery-point checkpoint");
                                 }
+                                broker.logs.snapshot_producer_states();
                             }
                         })
                         .await;

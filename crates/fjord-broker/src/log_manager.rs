@@ -239,7 +239,7 @@ impl LogManager {
                     .unwrap_or(0)
                     .min(active_segment_base(&log_dir));
                 let log = Log::open(&log_dir, log_config.clone(), recovery_point, now)?;
-                partitions.push(Partition::new(&record.name, p, log));
+                partitions.push(Partition::new(&record.name, p, log)?);
             }
             let topic = Topic {
                 name: record.name.clone(),
@@ -456,7 +456,7 @@ impl LogManager {
                 fs::remove_dir_all(&dir).map_err(|e| io_err(&dir, IoVerb::Remove, e))?;
             }
             let log = Log::open(&dir, log_config.clone(), 0, now)?;
-            partitions.push(Partition::new(&new.name, p, log));
+            partitions.push(Partition::new(&new.name, p, log)?);
         }
         let topic = Arc::new(Topic {
             name: new.name.clone(),
@@ -569,7 +569,7 @@ impl LogManager {
                 fs::remove_dir_all(&dir).map_err(|e| io_err(&dir, IoVerb::Remove, e))?;
             }
             let log = Log::open(&dir, log_config.clone(), 0, now)?;
-            partitions.push(Partition::new(name, p, log));
+            partitions.push(Partition::new(name, p, log)?);
         }
         let grown = Arc::new(Topic {
             name: name.to_string(),
@@ -668,11 +668,12 @@ impl LogManager {
                 continue;
             };
             for p in &topic.partitions {
-                let planned = p.with_log(|log| {
-                    if !cleaner::needs_cleaning(log, &config, now, i64::MAX)? {
+                // Records of open transactions cannot be judged yet: clean below them only.
+                let planned = p.with_log_and_last_stable_offset(|log, stable| {
+                    if !cleaner::needs_cleaning(log, &config, now, stable)? {
                         return Ok(None);
                     }
-                    cleaner::plan(log, &config, now, i64::MAX)
+                    cleaner::plan(log, &config, now, stable)
                 });
                 let plan = match planned {
                     Ok(Some(plan)) => plan,
@@ -717,6 +718,19 @@ impl LogManager {
         }
         let path = self.config.log_dir.join(RECOVERY_CHECKPOINT_FILE);
         checkpoint::write_checkpoint(&path, &entries)
+    }
+
+    /// Saves every partition's producer state (forgetting producers idle longer than
+    /// `producer.id.expiration.ms`), so a restart after a crash reads little of the log.
+    pub fn snapshot_producer_states(&self) {
+        let now = now_ms();
+        for topic in self.topics() {
+            for p in &topic.partitions {
+                if let Err(e) = p.snapshot_producers(now, self.config.producer_id_expiration_ms) {
+                    tracing::warn!(partition = %p.name, error = %e, "could not save producer state");
+                }
+            }
+        }
     }
 
     /// Flushes and closes every log, then leaves the clean-shutdown marker so the next start

@@ -7,11 +7,14 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use fjord_protocol::batch::{BatchHeader, BatchIter};
-use fjord_storage::{AppendInfo, IoVerb, Log, ReadPlan, StorageError};
+use fjord_protocol::batch::{
+    build_batch, decode_records, BatchHeader, BatchIter, BatchSpec, RecordSpec,
+};
+use fjord_storage::{AbortedTxn, AppendInfo, IoVerb, Log, ReadPlan, StorageError};
 use tokio::sync::watch;
 
-use crate::producer_state::{BatchMetadata, ProducerStates, SequenceCheck};
+use crate::internal_topic::marker_is_commit;
+use crate::producer_state::{BatchMetadata, ProducerStates, ProducerSummary, SequenceCheck};
 
 /// A failed partition operation.
 #[derive(Debug, thiserror::Error)]
@@ -50,9 +53,6 @@ pub enum ProducerError {
         /// The batch's epoch.
         got: i16,
     },
-    /// Transactional batches need the transaction coordinator, which does not exist yet.
-    #[error("transactional batches are not supported yet")]
-    TransactionsUnsupported,
 }
 
 /// The result of an append.
@@ -91,30 +91,86 @@ fn batch_metadata(h: &BatchHeader) -> BatchMetadata {
     }
 }
 
-/// Rebuilds producer state from the newest segment's batches (see `producer_state`).
-fn rebuild_producer_states(log: &Log) -> ProducerStates {
-    let mut states = ProducerStates::default();
-    let Some(&from) = log.segment_base_offsets().last() else {
-        return states;
+/// The aborted-transaction index entry for a transaction an abort marker just closed.
+fn aborted_entry(states: &ProducerStates, txn: CompletedTxn) -> AbortedTxn {
+    AbortedTxn {
+        producer_id: txn.producer_id,
+        first_offset: txn.first_offset,
+        last_offset: txn.last_offset,
+        last_stable_offset: states
+            .first_unstable_offset()
+            .unwrap_or(txn.last_offset + 1),
+    }
+}
+
+use crate::producer_state::CompletedTxn;
+
+/// Rebuilds producer state and open transactions (see `producer_state`): from the newest
+/// producer snapshot, or the whole log when there is none, then the batches after it. Abort
+/// markers after the snapshot are re-entered in the aborted-transaction index, which is only
+/// written as durably as the log itself.
+fn rebuild_producer_states(log: &mut Log, name: &str) -> Result<ProducerStates, StorageError> {
+    let snapshot = match log.latest_producer_snapshot() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(partition = name, error = %e, "ignoring unreadable producer snapshot");
+            None
+        }
+    };
+    let (mut states, from) = match snapshot
+        .map(|(offset, bytes)| (offset, ProducerStates::decode(&bytes)))
+    {
+        Some((offset, Ok(states))) => (states, offset),
+        Some((_, Err(e))) => {
+            tracing::warn!(partition = name, error = %e, "rebuilding producer state from the log");
+            (ProducerStates::default(), log.log_start_offset())
+        }
+        None => (ProducerStates::default(), log.log_start_offset()),
     };
     let end = log.log_end_offset();
     let mut offset = from.max(log.log_start_offset());
+    log.truncate_aborted_txns(offset)?;
     while offset < end {
-        let Ok(plan) = log.read(offset, 1 << 20, end) else {
-            break;
-        };
+        let plan = log.read(offset, 1 << 20, end)?;
         let mut bytes = Vec::with_capacity(plan.len());
-        if plan.is_empty() || plan.read_into(&mut bytes).is_err() {
+        if plan.is_empty() {
             break;
         }
-        for (h, _) in BatchIter::headers_only(&bytes).filter_map(Result::ok) {
-            if h.has_producer_id() {
-                states.record(h.producer_id, h.producer_epoch, batch_metadata(&h));
+        plan.read_into(&mut bytes)
+            .map_err(|e| StorageError::io(IoVerb::Read, name, e))?;
+        for (h, batch) in BatchIter::headers_only(&bytes).filter_map(Result::ok) {
+            if !h.has_producer_id() {
+                continue;
+            }
+            if h.is_control() {
+                let commit = decode_records(batch).ok().and_then(|records| {
+                    records
+                        .first()
+                        .and_then(|r| r.key.as_deref().and_then(marker_is_commit))
+                });
+                let Some(commit) = commit else { continue };
+                let done = states.complete_txn(
+                    h.producer_id,
+                    h.producer_epoch,
+                    h.base_offset,
+                    h.max_timestamp,
+                );
+                if !commit {
+                    log.append_aborted_txn(aborted_entry(&states, done))?;
+                }
+            } else {
+                states.record(
+                    h.producer_id,
+                    h.producer_epoch,
+                    batch_metadata(&h),
+                    h.is_transactional(),
+                    h.max_timestamp,
+                );
             }
         }
         offset = plan.next_offset().max(offset + 1);
     }
-    states
+    Ok(states)
 }
 
 /// Offsets a fetch needs besides the records.
@@ -124,6 +180,21 @@ pub struct PartitionOffsets {
     pub log_start_offset: i64,
     /// Offset the next record will get; on a single node also the high watermark.
     pub log_end_offset: i64,
+    /// The first offset of the oldest open transaction, or the high watermark: read_committed
+    /// consumers see records below it only.
+    pub last_stable_offset: i64,
+}
+
+/// A read for a read_committed consumer: the records stop at the last stable offset, and the
+/// aborted transactions overlapping them are listed so the client can drop their records.
+#[derive(Debug)]
+pub struct CommittedRead {
+    /// Whole batches below the last stable offset.
+    pub plan: ReadPlan,
+    /// The partition's offsets at the time of the read.
+    pub offsets: PartitionOffsets,
+    /// Aborted transactions with data in the range read.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 /// A partition of a topic and everything needed to serve it.
@@ -138,22 +209,31 @@ pub struct Partition {
     producers: Mutex<ProducerStates>,
     log_end_offset: watch::Sender<i64>,
     durable_offset: watch::Sender<i64>,
+    /// Log end offset when the producer snapshot was last written; unchanged means no new one
+    /// is needed.
+    snapshot_end: Mutex<i64>,
 }
 
 impl Partition {
-    /// Wraps an opened log.
-    pub fn new(topic: &str, index: i32, log: Log) -> Arc<Partition> {
+    /// Wraps an opened log, rebuilding its producer and transaction state.
+    pub fn new(topic: &str, index: i32, mut log: Log) -> Result<Arc<Partition>, StorageError> {
+        let name = format!("{topic}-{index}");
         let end = log.log_end_offset();
         let durable = log.recovery_point().min(end);
-        let producers = rebuild_producer_states(&log);
-        Arc::new(Partition {
-            name: format!("{topic}-{index}"),
+        let producers = rebuild_producer_states(&mut log, &name)?;
+        Ok(Arc::new(Partition {
+            name,
             index,
             log: Mutex::new(Some(log)),
             producers: Mutex::new(producers),
             log_end_offset: watch::Sender::new(end),
             durable_offset: watch::Sender::new(durable),
-        })
+            snapshot_end: Mutex::new(-1),
+        }))
+    }
+
+    fn producers(&self) -> MutexGuard<'_, ProducerStates> {
+        self.producers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Locks the log. A poisoned lock only means another request panicked mid-call; the log's
@@ -174,6 +254,20 @@ impl Partition {
         Ok(f(log)?)
     }
 
+    /// Runs `f` on the open log with the partition's last stable offset, for work that must not
+    /// look past open transactions (compaction).
+    pub fn with_log_and_last_stable_offset<T>(
+        &self,
+        f: impl FnOnce(&mut Log, i64) -> Result<T, StorageError>,
+    ) -> Result<T, PartitionError> {
+        let mut guard = self.lock();
+        let log = guard
+            .as_mut()
+            .ok_or_else(|| PartitionError::Closed(self.name.clone()))?;
+        let stable = self.offsets_of(log).last_stable_offset;
+        Ok(f(log, stable)?)
+    }
+
     /// Appends producer batches and wakes fetches waiting for data.
     /// Idempotent batches are checked against their producer's sequence first: a retry of a
     /// batch already written is answered with its original offsets and not written again.
@@ -188,10 +282,11 @@ impl Partition {
             if !h.has_producer_id() {
                 continue;
             }
-            if h.is_transactional() {
-                return Err(ProducerError::TransactionsUnsupported.into());
-            }
             idempotent = true;
+            if h.base_sequence < 0 {
+                // A coordinator's transactional write (offsets): no sequence to check.
+                continue;
+            }
             let meta = batch_metadata(&h);
             match producers.check(
                 h.producer_id,
@@ -224,7 +319,13 @@ impl Partition {
             // Offsets are now assigned in place; remember each batch where it landed.
             for (h, _) in BatchIter::headers_only(records).filter_map(Result::ok) {
                 if h.has_producer_id() {
-                    producers.record(h.producer_id, h.producer_epoch, batch_metadata(&h));
+                    producers.record(
+                        h.producer_id,
+                        h.producer_epoch,
+                        batch_metadata(&h),
+                        h.is_transactional(),
+                        now_ms,
+                    );
                 }
             }
         }
@@ -234,6 +335,65 @@ impl Partition {
         Ok(Appended::New(info))
     }
 
+    /// Writes a transaction marker (a control batch) for `producer_id` and returns its offset.
+    /// An abort also enters the transaction in the aborted-transaction index, so read_committed
+    /// consumers are told to drop its records.
+    pub fn write_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        now_ms: i64,
+    ) -> Result<i64, PartitionError> {
+        let mut guard = self.lock();
+        let log = guard
+            .as_mut()
+            .ok_or_else(|| PartitionError::Closed(self.name.clone()))?;
+        let mut producers = self.producers();
+        producers
+            .check_marker(producer_id, producer_epoch)
+            .map_err(|current| ProducerError::InvalidProducerEpoch {
+                producer_id,
+                current,
+                got: producer_epoch,
+            })?;
+        // Kafka's EndTransactionMarker: key = version 0 + type (0 abort, 1 commit); value =
+        // version 0 + coordinator epoch (0: one coordinator generation per node so far).
+        let record = RecordSpec {
+            timestamp: now_ms,
+            key: Some(vec![0, 0, 0, u8::from(commit)]),
+            value: Some(vec![0, 0, 0, 0, 0, 0]),
+            headers: Vec::new(),
+        };
+        let spec = BatchSpec {
+            producer_id,
+            producer_epoch,
+            is_transactional: true,
+            is_control: true,
+            ..BatchSpec::default()
+        };
+        let mut batch = build_batch(&spec, &[record]);
+        let info = log.append(&mut batch, now_ms)?;
+        let done = producers.complete_txn(producer_id, producer_epoch, info.first_offset, now_ms);
+        if !commit {
+            log.append_aborted_txn(aborted_entry(&producers, done))?;
+        }
+        drop(producers);
+        drop(guard);
+        self.log_end_offset.send_replace(info.last_offset + 1);
+        Ok(info.first_offset)
+    }
+
+    fn offsets_of(&self, log: &Log) -> PartitionOffsets {
+        let end = log.log_end_offset();
+        let stable = self.producers().first_unstable_offset().unwrap_or(end);
+        PartitionOffsets {
+            log_start_offset: log.log_start_offset(),
+            log_end_offset: end,
+            last_stable_offset: stable.min(end),
+        }
+    }
+
     /// Plans a read of whole batches from `offset`; the bytes are copied by the caller.
     pub fn read(
         &self,
@@ -241,26 +401,72 @@ impl Partition {
         max_bytes: usize,
     ) -> Result<(ReadPlan, PartitionOffsets), PartitionError> {
         self.with_log(|log| {
-            let end = log.log_end_offset();
-            let plan = log.read(offset, max_bytes, end)?;
-            Ok((
-                plan,
-                PartitionOffsets {
-                    log_start_offset: log.log_start_offset(),
-                    log_end_offset: end,
-                },
-            ))
+            let offsets = self.offsets_of(log);
+            let plan = log.read(offset, max_bytes, offsets.log_end_offset)?;
+            Ok((plan, offsets))
         })
     }
 
-    /// Current log start and end offsets.
-    pub fn offsets(&self) -> Result<PartitionOffsets, PartitionError> {
+    /// Plans a read for a read_committed consumer (see [`CommittedRead`]).
+    pub fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<CommittedRead, PartitionError> {
         self.with_log(|log| {
-            Ok(PartitionOffsets {
-                log_start_offset: log.log_start_offset(),
-                log_end_offset: log.log_end_offset(),
+            let offsets = self.offsets_of(log);
+            let plan = log.read(offset, max_bytes, offsets.last_stable_offset)?;
+            let upper = if plan.is_empty() {
+                offset
+            } else {
+                plan.next_offset()
+            };
+            let aborted = if upper > offset {
+                log.aborted_txns(offset, upper)
+            } else {
+                Vec::new()
+            };
+            Ok(CommittedRead {
+                plan,
+                offsets,
+                aborted,
             })
         })
+    }
+
+    /// Current log start, end and last stable offsets.
+    pub fn offsets(&self) -> Result<PartitionOffsets, PartitionError> {
+        self.with_log(|log| Ok(self.offsets_of(log)))
+    }
+
+    /// The producers this partition knows, for DescribeProducers.
+    pub fn producers_summary(&self) -> Vec<ProducerSummary> {
+        self.producers().summaries()
+    }
+
+    /// Forgets producers idle past `expiration_ms` and saves the producer state, so a restart
+    /// reads the log only from here. Skipped when nothing was written since the last snapshot.
+    pub fn snapshot_producers(
+        &self,
+        now_ms: i64,
+        expiration_ms: i64,
+    ) -> Result<(), PartitionError> {
+        let mut guard = self.lock();
+        let Some(log) = guard.as_mut() else {
+            return Ok(());
+        };
+        let mut producers = self.producers();
+        let expired = producers.expire(now_ms, expiration_ms);
+        let end = log.log_end_offset();
+        let mut last = self.snapshot_end.lock().unwrap_or_else(|p| p.into_inner());
+        if *last == end && expired == 0 {
+            return Ok(());
+        }
+        let bytes = producers.encode();
+        drop(producers);
+        log.write_producer_snapshot(end, &bytes)?;
+        *last = end;
+        Ok(())
     }
 
     /// A receiver that changes whenever the log end offset moves, for long-polling fetches.
@@ -298,9 +504,16 @@ impl Partition {
         self.lock().as_ref().map(|log| log.recovery_point())
     }
 
-    /// Closes the log cleanly; later calls see [`PartitionError::Closed`].
+    /// Saves the producer state and closes the log cleanly; later calls see
+    /// [`PartitionError::Closed`].
     pub fn close(&self) -> Result<(), PartitionError> {
-        if let Some(log) = self.lock().take() {
+        let mut guard = self.lock();
+        if let Some(mut log) = guard.take() {
+            let bytes = self.producers().encode();
+            let end = log.log_end_offset();
+            if let Err(e) = log.write_producer_snapshot(end, &bytes) {
+                tracing::warn!(partition = %self.name, error = %e, "could not save producer state");
+            }
             log.close()?;
         }
         Ok(())

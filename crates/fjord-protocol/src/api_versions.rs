@@ -53,6 +53,11 @@ pub const SUPPORTED_APIS: &[ApiVersionRange] = &[
     range(ApiKey::DeleteTopics, 1, 6),
     range(ApiKey::DeleteRecords, 0, 2),
     range(ApiKey::InitProducerId, 0, 4),
+    range(ApiKey::AddPartitionsToTxn, 0, 3),
+    range(ApiKey::AddOffsetsToTxn, 0, 3),
+    range(ApiKey::EndTxn, 0, 3),
+    range(ApiKey::WriteTxnMarkers, 1, 1),
+    range(ApiKey::TxnOffsetCommit, 0, 3),
     range(ApiKey::DescribeConfigs, 1, 4),
     range(ApiKey::AlterConfigs, 0, 2),
     range(ApiKey::DescribeLogDirs, 0, 4),
@@ -61,6 +66,9 @@ pub const SUPPORTED_APIS: &[ApiVersionRange] = &[
     range(ApiKey::IncrementalAlterConfigs, 0, 1),
     range(ApiKey::OffsetDelete, 0, 0),
     range(ApiKey::DescribeCluster, 0, 1),
+    range(ApiKey::DescribeProducers, 0, 0),
+    range(ApiKey::DescribeTransactions, 0, 0),
+    range(ApiKey::ListTransactions, 0, 1),
 ];
 
 /// The version the codec decodes and encodes a request at. DescribeLogDirs v0 and v1 are the
@@ -126,6 +134,14 @@ mod tests {
                 ApiKey::CreatePartitions => CreatePartitionsRequest::VERSIONS,
                 ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
                 ApiKey::DescribeCluster => DescribeClusterRequest::VERSIONS,
+                ApiKey::AddPartitionsToTxn => AddPartitionsToTxnRequest::VERSIONS,
+                ApiKey::AddOffsetsToTxn => AddOffsetsToTxnRequest::VERSIONS,
+                ApiKey::EndTxn => EndTxnRequest::VERSIONS,
+                ApiKey::WriteTxnMarkers => WriteTxnMarkersRequest::VERSIONS,
+                ApiKey::TxnOffsetCommit => TxnOffsetCommitRequest::VERSIONS,
+                ApiKey::DescribeProducers => DescribeProducersRequest::VERSIONS,
+                ApiKey::DescribeTransactions => DescribeTransactionsRequest::VERSIONS,
+                ApiKey::ListTransactions => ListTransactionsRequest::VERSIONS,
                 other => panic!("no codec check for {other:?}"),
             };
             let min = if r.api_key == ApiKey::Produce {

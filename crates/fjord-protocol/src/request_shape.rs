@@ -50,6 +50,8 @@ enum Ty {
     Bytes,
     /// Array of int32.
     I32s,
+    /// Array of int64.
+    I64s,
     /// Array of strings.
     Strs,
     /// Array of structs.
@@ -275,6 +277,42 @@ const NEVER_FLEXIBLE: i16 = i16::MAX;
 
 const INIT_PRODUCER_ID: &[Field] = &[f(Str, 0), f(I32, 0), f(I64, 3), f(I16, 3)];
 
+// v0-3 only: v4+ (batched, broker to broker) is not served.
+const ADD_PARTITIONS_TO_TXN_TOPIC: &[Field] = &[f(Str, 0), f(I32s, 0)];
+const ADD_PARTITIONS_TO_TXN: &[Field] = &[
+    upto(Str, 0, 3),
+    upto(I64, 0, 3),
+    upto(I16, 0, 3),
+    upto(Structs(ADD_PARTITIONS_TO_TXN_TOPIC), 0, 3),
+];
+const ADD_OFFSETS_TO_TXN: &[Field] = &[f(Str, 0), f(I64, 0), f(I16, 0), f(Str, 0)];
+const END_TXN: &[Field] = &[f(Str, 0), f(I64, 0), f(I16, 0), f(I8, 0)];
+const WRITE_TXN_MARKERS_TOPIC: &[Field] = &[f(Str, 0), f(I32s, 0)];
+const WRITE_TXN_MARKERS_MARKER: &[Field] = &[
+    f(I64, 0),
+    f(I16, 0),
+    f(I8, 0),
+    f(Structs(WRITE_TXN_MARKERS_TOPIC), 0),
+    f(I32, 0),
+];
+const WRITE_TXN_MARKERS: &[Field] = &[f(Structs(WRITE_TXN_MARKERS_MARKER), 0)];
+const TXN_OFFSET_COMMIT_PARTITION: &[Field] = &[f(I32, 0), f(I64, 0), f(I32, 2), f(Str, 0)];
+const TXN_OFFSET_COMMIT_TOPIC: &[Field] = &[f(Str, 0), f(Structs(TXN_OFFSET_COMMIT_PARTITION), 0)];
+const TXN_OFFSET_COMMIT: &[Field] = &[
+    f(Str, 0),
+    f(Str, 0),
+    f(I64, 0),
+    f(I16, 0),
+    f(I32, 3),
+    f(Str, 3),
+    f(Str, 3),
+    f(Structs(TXN_OFFSET_COMMIT_TOPIC), 0),
+];
+const LIST_TRANSACTIONS: &[Field] = &[f(Strs, 0), f(I64s, 0), f(I64, 1), f(Str, 2)];
+const DESCRIBE_TRANSACTIONS: &[Field] = &[f(Strs, 0)];
+const DESCRIBE_PRODUCERS_TOPIC: &[Field] = &[f(Str, 0), f(I32s, 0)];
+const DESCRIBE_PRODUCERS: &[Field] = &[f(Structs(DESCRIBE_PRODUCERS_TOPIC), 0)];
+
 /// Schema and first flexible version of every served request.
 fn schema(api_key: ApiKey) -> Option<(&'static [Field], i16)> {
     Some(match api_key {
@@ -305,6 +343,14 @@ fn schema(api_key: ApiKey) -> Option<(&'static [Field], i16)> {
         ApiKey::DeleteRecords => (DELETE_RECORDS, 2),
         ApiKey::DescribeLogDirs => (DESCRIBE_LOG_DIRS, 2),
         ApiKey::DescribeCluster => (DESCRIBE_CLUSTER, 0),
+        ApiKey::AddPartitionsToTxn => (ADD_PARTITIONS_TO_TXN, 3),
+        ApiKey::AddOffsetsToTxn => (ADD_OFFSETS_TO_TXN, 3),
+        ApiKey::EndTxn => (END_TXN, 3),
+        ApiKey::WriteTxnMarkers => (WRITE_TXN_MARKERS, 1),
+        ApiKey::TxnOffsetCommit => (TXN_OFFSET_COMMIT, 3),
+        ApiKey::ListTransactions => (LIST_TRANSACTIONS, 0),
+        ApiKey::DescribeTransactions => (DESCRIBE_TRANSACTIONS, 0),
+        ApiKey::DescribeProducers => (DESCRIBE_PRODUCERS, 0),
         _ => return None,
     })
 }
@@ -426,6 +472,10 @@ impl Walker<'_> {
             },
             I32s => match self.length(4)? {
                 Some(n) => self.skip(n.saturating_mul(4)),
+                None => Ok(()),
+            },
+            I64s => match self.length(4)? {
+                Some(n) => self.skip(n.saturating_mul(8)),
                 None => Ok(()),
             },
             Strs => {
@@ -868,6 +918,93 @@ mod tests {
                 if version >= 2 {
                     r.include_fenced_brokers = true;
                 }
+                encode(&r, version)
+            }
+            ApiKey::AddPartitionsToTxn => {
+                let mut t = add_partitions_to_txn_request::AddPartitionsToTxnTopic::default();
+                t.name = TopicName(s("orders"));
+                t.partitions = vec![0, 1, 2];
+                let mut r = AddPartitionsToTxnRequest::default();
+                r.v3_and_below_transactional_id = TransactionalId(s("txn-a"));
+                r.v3_and_below_producer_id = ProducerId(7);
+                r.v3_and_below_producer_epoch = 2;
+                r.v3_and_below_topics = vec![t.clone(), t];
+                encode(&r, version)
+            }
+            ApiKey::AddOffsetsToTxn => {
+                let mut r = AddOffsetsToTxnRequest::default();
+                r.transactional_id = TransactionalId(s("txn-a"));
+                r.producer_id = ProducerId(7);
+                r.producer_epoch = 2;
+                r.group_id = GroupId(s("group-a"));
+                encode(&r, version)
+            }
+            ApiKey::EndTxn => {
+                let mut r = EndTxnRequest::default();
+                r.transactional_id = TransactionalId(s("txn-a"));
+                r.producer_id = ProducerId(7);
+                r.producer_epoch = 2;
+                r.committed = true;
+                encode(&r, version)
+            }
+            ApiKey::WriteTxnMarkers => {
+                let mut t = write_txn_markers_request::WritableTxnMarkerTopic::default();
+                t.name = TopicName(s("orders"));
+                t.partition_indexes = vec![0, 1];
+                let mut m = write_txn_markers_request::WritableTxnMarker::default();
+                m.producer_id = ProducerId(7);
+                m.producer_epoch = 2;
+                m.transaction_result = true;
+                m.topics = vec![t.clone(), t];
+                m.coordinator_epoch = 3;
+                let mut r = WriteTxnMarkersRequest::default();
+                r.markers = vec![m.clone(), m];
+                encode(&r, version)
+            }
+            ApiKey::TxnOffsetCommit => {
+                let mut p = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
+                p.partition_index = 3;
+                p.committed_offset = 99;
+                p.committed_metadata = Some(s("meta"));
+                if version >= 2 {
+                    p.committed_leader_epoch = 4;
+                }
+                let mut t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
+                t.name = TopicName(s("orders"));
+                t.partitions = vec![p.clone(), p];
+                let mut r = TxnOffsetCommitRequest::default();
+                r.transactional_id = TransactionalId(s("txn-a"));
+                r.group_id = GroupId(s("group-a"));
+                r.producer_id = ProducerId(7);
+                r.producer_epoch = 2;
+                if version >= 3 {
+                    r.generation_id = 5;
+                    r.member_id = s("member-1");
+                    r.group_instance_id = Some(s("instance-1"));
+                }
+                r.topics = vec![t];
+                encode(&r, version)
+            }
+            ApiKey::ListTransactions => {
+                let mut r = ListTransactionsRequest::default();
+                r.state_filters = vec![s("Ongoing"), s("PrepareCommit")];
+                r.producer_id_filters = vec![ProducerId(1), ProducerId(2)];
+                if version >= 1 {
+                    r.duration_filter = 1000;
+                }
+                encode(&r, version)
+            }
+            ApiKey::DescribeTransactions => {
+                let mut r = DescribeTransactionsRequest::default();
+                r.transactional_ids = vec![TransactionalId(s("a")), TransactionalId(s("b"))];
+                encode(&r, version)
+            }
+            ApiKey::DescribeProducers => {
+                let mut t = describe_producers_request::TopicRequest::default();
+                t.name = TopicName(s("orders"));
+                t.partition_indexes = vec![0, 1];
+                let mut r = DescribeProducersRequest::default();
+                r.topics = vec![t.clone(), t];
                 encode(&r, version)
             }
             other => panic!("no sample for {other:?}"),

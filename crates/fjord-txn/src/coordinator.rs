@@ -24,8 +24,9 @@ pub const CONSUMER_OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// Injected because in a cluster ids come in blocks from the controller (KIP-730); tests and
 /// the simulator use [`SequentialProducerIds`].
 pub trait ProducerIdAllocator: Send {
-    /// A producer id never handed out before.
-    fn next_producer_id(&mut self) -> i64;
+    /// A producer id never handed out before, or the error to answer when none can be
+    /// reserved (e.g. the disk holding the reservation is full).
+    fn next_producer_id(&mut self) -> Result<i64, ErrorCode>;
 }
 
 /// Hands out 0, 1, 2, ... from a counter, for tests, simulation and a single node.
@@ -35,10 +36,10 @@ pub struct SequentialProducerIds {
 }
 
 impl ProducerIdAllocator for SequentialProducerIds {
-    fn next_producer_id(&mut self) -> i64 {
+    fn next_producer_id(&mut self) -> Result<i64, ErrorCode> {
         let id = self.next;
         self.next += 1;
-        id
+        Ok(id)
     }
 }
 
@@ -162,7 +163,13 @@ impl TransactionCoordinator {
         };
         let Some(transactional_id) = request.transactional_id else {
             // Idempotent producer: nothing to remember.
-            let producer_id = self.ids.next_producer_id();
+            let producer_id = match self.ids.next_producer_id() {
+                Ok(id) => id,
+                Err(error) => {
+                    fail(self, error);
+                    return self.finish();
+                }
+            };
             self.respond(
                 request_id,
                 Response::InitProducerId(InitProducerIdResponse {
@@ -184,7 +191,13 @@ impl TransactionCoordinator {
         }
         if !self.transactions.contains_key(&transactional_id) {
             // Kafka caches the new id at epoch -1 before the append; the first bump makes it 0.
-            let producer_id = self.ids.next_producer_id();
+            let producer_id = match self.ids.next_producer_id() {
+                Ok(id) => id,
+                Err(error) => {
+                    fail(self, error);
+                    return self.finish();
+                }
+            };
             let metadata = TransactionMetadata {
                 transactional_id: transactional_id.clone(),
                 producer_id,
@@ -244,7 +257,13 @@ impl TransactionCoordinator {
                     && expected.is_none_or(|(_, epoch)| epoch == meta.producer_epoch)
                 {
                     target.last_producer_id = meta.producer_id;
-                    target.producer_id = self.ids.next_producer_id();
+                    target.producer_id = match self.ids.next_producer_id() {
+                        Ok(id) => id,
+                        Err(error) => {
+                            fail(self, error);
+                            return self.finish();
+                        }
+                    };
                     target.producer_epoch = 0;
                     target.last_producer_epoch = if expected.is_some() {
                         meta.producer_epoch

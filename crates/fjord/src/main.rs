@@ -5,6 +5,7 @@ mod groups;
 mod perf;
 mod properties;
 mod server;
+mod transactions;
 
 use std::io::IsTerminal;
 
@@ -35,6 +36,8 @@ enum Command {
     Produce(cli::produce::ProduceArgs),
     /// Print records of a topic (like kafka-console-consumer.sh).
     Consume(cli::consume::ConsumeArgs),
+    /// List, describe and abort transactions and show the producers of a partition (like kafka-transactions.sh).
+    Transactions(transactions::TransactionsArgs),
 }
 
 #[tokio::main]
@@ -56,5 +59,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Configs(args) => cli::configs::run(args).await,
         Command::Produce(args) => cli::produce::run(args).await,
         Command::Consume(args) => cli::consume::run(args).await,
+        Command::Transactions(args) => transactions::run(args).await,
     }
 }

@@ -37,6 +37,11 @@ fn expected_ranges() -> BTreeMap<i16, (i16, i16)> {
         (20, (1, 6)), // DeleteTopics
         (21, (0, 2)), // DeleteRecords
         (22, (0, 4)), // InitProducerId
+        (24, (0, 3)), // AddPartitionsToTxn
+        (25, (0, 3)), // AddOffsetsToTxn
+        (26, (0, 3)), // EndTxn
+        (27, (1, 1)), // WriteTxnMarkers
+        (28, (0, 3)), // TxnOffsetCommit
         (32, (1, 4)), // DescribeConfigs
         (33, (0, 2)), // AlterConfigs
         (35, (0, 4)), // DescribeLogDirs (v0 is v1 on the wire)
@@ -45,6 +50,9 @@ fn expected_ranges() -> BTreeMap<i16, (i16, i16)> {
         (44, (0, 1)), // IncrementalAlterConfigs
         (47, (0, 0)), // OffsetDelete
         (60, (0, 1)), // DescribeCluster
+        (61, (0, 0)), // DescribeProducers
+        (65, (0, 0)), // DescribeTransactions
+        (66, (0, 1)), // ListTransactions
     ])
 }
 

@@ -4,6 +4,9 @@
 //! The first partition with data always returns at least one whole batch even when that batch
 //! is larger than the limits (Kafka's rule, so a consumer never stalls on a big batch). Waiting
 //! is driven by each partition's log-end watch: an append wakes the fetch, nothing polls.
+//!
+//! read_committed consumers get records below the last stable offset only, plus the aborted
+//! transactions overlapping them so they can drop those records.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +14,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use fjord_protocol::fetch_frame::{FetchResponseParts, FetchedPartition};
 use futures::future::select_all;
-use kafka_protocol::messages::fetch_response::PartitionData;
-use kafka_protocol::messages::FetchRequest;
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, PartitionData};
+use kafka_protocol::messages::{FetchRequest, ProducerId};
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -20,7 +23,7 @@ use tokio::time::Instant;
 use crate::authorizer::{Operation, Resource};
 use crate::dispatch::RequestContext;
 use crate::error::{partition_error, storage_error};
-use crate::partition::{Partition, PartitionError};
+use crate::partition::{Partition, PartitionError, PartitionOffsets};
 use crate::Broker;
 
 /// Kafka's isolation level byte for read_committed.
@@ -119,21 +122,37 @@ fn read_once(
             data.log_start_offset = -1;
             data.aborted_transactions = read_committed.then(Vec::new);
             let remaining = max_bytes.saturating_sub(total);
-            match read_partition(w, remaining, total == 0) {
-                Ok((records, log_start, log_end)) => {
-                    total += records.len();
-                    data.high_watermark = log_end;
-                    data.last_stable_offset = log_end;
-                    data.log_start_offset = log_start;
-                    topic_partitions.push(FetchedPartition { data, records });
+            match read_partition(w, remaining, total == 0, read_committed) {
+                Ok(read) => {
+                    total += read.records.len();
+                    data.high_watermark = read.offsets.log_end_offset;
+                    data.last_stable_offset = read.offsets.last_stable_offset;
+                    data.log_start_offset = read.offsets.log_start_offset;
+                    if read_committed {
+                        data.aborted_transactions = Some(
+                            read.aborted
+                                .iter()
+                                .map(|a| {
+                                    let mut t = AbortedTransaction::default();
+                                    t.producer_id = ProducerId(a.producer_id);
+                                    t.first_offset = a.first_offset;
+                                    t
+                                })
+                                .collect(),
+                        );
+                    }
+                    topic_partitions.push(FetchedPartition {
+                        data,
+                        records: read.records,
+                    });
                 }
                 Err((code, offsets)) => {
                     has_error = true;
                     data.error_code = code.code();
-                    if let Some((log_start, log_end)) = offsets {
-                        data.high_watermark = log_end;
-                        data.last_stable_offset = log_end;
-                        data.log_start_offset = log_start;
+                    if let Some(o) = offsets {
+                        data.high_watermark = o.log_end_offset;
+                        data.last_stable_offset = o.last_stable_offset;
+                        data.log_start_offset = o.log_start_offset;
                     }
                     topic_partitions.push(FetchedPartition {
                         data,
@@ -147,9 +166,21 @@ fn read_once(
     (response, total, has_error)
 }
 
-type PartitionRead = Result<(Bytes, i64, i64), (ResponseError, Option<(i64, i64)>)>;
+/// What one partition contributes to a fetch.
+struct PartitionBytes {
+    records: Bytes,
+    offsets: PartitionOffsets,
+    aborted: Vec<fjord_storage::AbortedTxn>,
+}
 
-fn read_partition(w: &Wanted, remaining: usize, first_with_data: bool) -> PartitionRead {
+type PartitionRead = Result<PartitionBytes, (ResponseError, Option<PartitionOffsets>)>;
+
+fn read_partition(
+    w: &Wanted,
+    remaining: usize,
+    first_with_data: bool,
+    read_committed: bool,
+) -> PartitionRead {
     let Some(partition) = w.partition.as_ref() else {
         return Err((ResponseError::UnknownTopicOrPartition, None));
     };
@@ -160,34 +191,39 @@ fn read_partition(w: &Wanted, remaining: usize, first_with_data: bool) -> Partit
         return Err((ResponseError::UnknownLeaderEpoch, None));
     }
     let limit = w.max_bytes.min(remaining);
-    let (plan, offsets) = match partition.read(w.fetch_offset, limit) {
+    let read = if read_committed {
+        partition
+            .read_committed(w.fetch_offset, limit)
+            .map(|r| (r.plan, r.offsets, r.aborted))
+    } else {
+        partition
+            .read(w.fetch_offset, limit)
+            .map(|(plan, offsets)| (plan, offsets, Vec::new()))
+    };
+    let (plan, offsets, aborted) = match read {
         Ok(r) => r,
         Err(PartitionError::Storage(e)) => {
-            let offsets = partition
-                .offsets()
-                .ok()
-                .map(|o| (o.log_start_offset, o.log_end_offset));
-            return Err((storage_error(&e), offsets));
+            return Err((storage_error(&e), partition.offsets().ok()));
         }
         Err(e) => return Err((partition_error(&e), None)),
     };
     // The storage layer always yields one whole batch; beyond the first partition with data a
     // batch that does not fit waits for the next fetch.
     if plan.len() > limit && !first_with_data {
-        return Ok((
-            Bytes::new(),
-            offsets.log_start_offset,
-            offsets.log_end_offset,
-        ));
+        return Ok(PartitionBytes {
+            records: Bytes::new(),
+            offsets,
+            aborted: Vec::new(),
+        });
     }
     let mut buf = Vec::with_capacity(plan.len());
     if let Err(e) = plan.read_into(&mut buf) {
         tracing::error!(partition = %partition.name, error = %e, "read failed");
         return Err((ResponseError::KafkaStorageError, None));
     }
-    Ok((
-        Bytes::from(buf),
-        offsets.log_start_offset,
-        offsets.log_end_offset,
-    ))
+    Ok(PartitionBytes {
+        records: Bytes::from(buf),
+        offsets,
+        aborted,
+    })
 }

@@ -1,8 +1,5 @@
-//! FindCoordinator: on a single node, this broker coordinates every consumer group.
-//!
-//! Transaction coordinators (key type 1) do not exist yet, so those keys answer
-//! COORDINATOR_NOT_AVAILABLE with a message saying so; clients only look for one after
-//! InitProducerId, which is not advertised.
+//! FindCoordinator: on a single node, this broker coordinates every consumer group (key type
+//! 0) and every transactional id (key type 1).
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
@@ -30,19 +27,15 @@ pub(crate) fn handle(
         c.node_id = BrokerId(-1);
         c.port = -1;
         let refused = match (request.key_type, endpoint) {
-            (KEY_TYPE_GROUP, Some(endpoint)) => {
+            (KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION, Some(endpoint)) => {
                 c.node_id = BrokerId(node_id);
                 c.host = str_bytes(endpoint.host.clone());
                 c.port = i32::from(endpoint.port);
                 None
             }
-            (KEY_TYPE_GROUP, None) => Some((
+            (KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION, None) => Some((
                 ResponseError::CoordinatorNotAvailable,
                 "no advertised endpoint for this listener",
-            )),
-            (KEY_TYPE_TRANSACTION, _) => Some((
-                ResponseError::CoordinatorNotAvailable,
-                "transactions are not supported yet",
             )),
             _ => Some((
                 ResponseError::InvalidRequest,

@@ -1,4 +1,5 @@
-//! ListOffsets: earliest, latest, max-timestamp, and offset-for-timestamp lookups.
+//! ListOffsets: earliest, latest, max-timestamp, and offset-for-timestamp lookups. "Latest" is
+//! the last stable offset for read_committed requests (v2+), the log end otherwise.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -13,6 +14,8 @@ use crate::Broker;
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
+/// Kafka's isolation level byte for read_committed.
+const READ_COMMITTED: i8 = 1;
 
 /// Answers ListOffsets for every requested partition.
 pub(crate) fn handle(
@@ -21,6 +24,7 @@ pub(crate) fn handle(
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let mut response = ListOffsetsResponse::default();
+    let read_committed = ctx.api_version >= 2 && request.isolation_level == READ_COMMITTED;
     for t in request.topics {
         let topic = broker.logs.topic(t.name.as_str());
         let mut topic_response = ListOffsetsTopicResponse::default();
@@ -41,10 +45,20 @@ pub(crate) fn handle(
                 Some(_) if requested.current_leader_epoch > 0 => {
                     Err(ResponseError::UnknownLeaderEpoch)
                 }
+                Some(partition) if requested.timestamp == LATEST => partition
+                    .offsets()
+                    .map(|o| {
+                        let latest = if read_committed {
+                            o.last_stable_offset
+                        } else {
+                            o.log_end_offset
+                        };
+                        Some((latest, -1))
+                    })
+                    .map_err(|e| partition_error(&e)),
                 Some(partition) => partition
                     .with_log(|log| {
                         Ok(match requested.timestamp {
-                            LATEST => Some((log.log_end_offset(), -1)),
                             EARLIEST => Some((log.log_start_offset(), -1)),
                             MAX_TIMESTAMP => log.max_timestamp().map(|(ts, off)| (off, ts)),
                             ts if ts >= 0 => log.offset_for_timestamp(ts)?,

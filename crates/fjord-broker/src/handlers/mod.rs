@@ -12,6 +12,7 @@ pub(crate) mod describe_cluster;
 pub(crate) mod describe_configs;
 pub(crate) mod describe_groups;
 pub(crate) mod describe_log_dirs;
+pub(crate) mod describe_producers;
 pub(crate) mod fetch;
 pub(crate) mod find_coordinator;
 pub(crate) mod groups;
@@ -27,6 +28,9 @@ pub(crate) mod offset_delete;
 pub(crate) mod offset_fetch;
 pub(crate) mod produce;
 pub(crate) mod sync_group;
+pub(crate) mod transactions;
+pub(crate) mod txn_offset_commit;
+pub(crate) mod write_txn_markers;
 
 use kafka_protocol::protocol::StrBytes;
 

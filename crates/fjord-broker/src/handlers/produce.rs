@@ -27,13 +27,20 @@ use std::sync::Arc;
 const ZSTD_MIN_PRODUCE_VERSION: i16 = 7;
 
 /// Checks Kafka applies to client batches before the log validates them: zstd needs a new
-/// enough produce version, and control batches are written only by the broker itself.
+/// enough produce version, control batches are written only by the broker itself, and a batch
+/// with a producer id carries a sequence (sequence-less ones are the coordinators' writes).
 fn refuse_client_batches(records: &[u8], api_version: i16) -> Option<(ResponseError, String)> {
     for (header, _) in BatchIter::headers_only(records).filter_map(Result::ok) {
         if header.is_control() {
             return Some((
                 ResponseError::InvalidRecord,
                 "control batches cannot be produced by clients".to_string(),
+            ));
+        }
+        if header.has_producer_id() && header.base_sequence < 0 {
+            return Some((
+                ResponseError::InvalidRecord,
+                "a batch with a producer id needs a base sequence".to_string(),
             ));
         }
         if api_version < ZSTD_MIN_PRODUCE_VERSION
