@@ -562,6 +562,43 @@ def test_describe_transactions_reports_an_open_transaction(txn_broker, topic_nam
         txn.close(timeout=10)
 
 
+def test_idle_transactional_ids_expire_and_restart_with_a_new_producer_id(start_broker, topic_name):
+    """transactional.id.expiration.ms: an id idle past it is removed (DescribeTransactions
+    answers TRANSACTIONAL_ID_NOT_FOUND), and the next producer with that id starts afresh."""
+    broker = start_broker(
+        dict(
+            OVERRIDES,
+            **{
+                "transactional.id.expiration.ms": "1000",
+                "transaction.remove.expired.transaction.cleanup.interval.ms": "300",
+            },
+        )
+    )
+    create_topics(broker, {topic_name: 1})
+    tid = unique("exp-txn")
+    txn = kp_txn_producer(broker, tid)
+    try:
+        pid, _ = kp_producer_id_and_epoch(txn)
+        txn.begin_transaction()
+        kp_send(txn, topic_name, {0: ["x"]})
+        txn.commit_transaction()
+    finally:
+        txn.close(timeout=10)
+    with RawConnection(broker.bootstrap) as conn:
+
+        def expired():
+            states, _ = describe_transactions(conn, [tid])
+            return states[tid]["error_code"] == TRANSACTIONAL_ID_NOT_FOUND
+
+        wait_until(expired, 15, what="the idle transactional id to expire")
+    again = kp_txn_producer(broker, tid)
+    try:
+        new_pid, new_epoch = kp_producer_id_and_epoch(again)
+        assert new_pid != pid and new_epoch == 0
+    finally:
+        again.close(timeout=10)
+
+
 def test_write_txn_markers_aborts_a_hanging_transaction(txn_broker, topic_name):
     """A producer that opened a transaction and vanished leaves the last stable
     offset stuck; an abort marker written with WriteTxnMarkers v1 for its producer

@@ -107,6 +107,10 @@ pub struct BrokerConfig {
     pub transaction_state_log_num_partitions: i32,
     /// `producer.id.expiration.ms`: idle producers are forgotten by partitions after this.
     pub producer_id_expiration_ms: i64,
+    /// `transactional.id.expiration.ms`: idle transactional ids are removed after this.
+    pub transactional_id_expiration_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    pub transaction_cleanup_interval_ms: i64,
     /// `log.cleaner.enable`.
     pub log_cleaner_enable: bool,
     /// `log.cleaner.backoff.ms`: pause between cleaning rounds.
@@ -162,6 +166,8 @@ impl Default for BrokerConfig {
             transaction_max_timeout_ms: 900_000,
             transaction_state_log_num_partitions: 50,
             producer_id_expiration_ms: 86_400_000,
+            transactional_id_expiration_ms: 604_800_000,
+            transaction_cleanup_interval_ms: 3_600_000,
             log_cleaner_enable: true,
             log_cleaner_backoff_ms: 15_000,
             log_cleaner_dedupe_buffer_size: 134_217_728,
@@ -212,6 +218,8 @@ const ACTED_ON: &[&str] = &[
     "transaction.max.timeout.ms",
     "transaction.state.log.num.partitions",
     "producer.id.expiration.ms",
+    "transactional.id.expiration.ms",
+    "transaction.remove.expired.transaction.cleanup.interval.ms",
     "node.id",
     "broker.id",
     "listeners",
@@ -369,6 +377,12 @@ impl BrokerConfig {
         }
         if let Some((k, v)) = get("producer.id.expiration.ms") {
             config.producer_id_expiration_ms = parse_int(k, v, 1, i32::MAX as i64)?;
+        }
+        if let Some((k, v)) = get("transactional.id.expiration.ms") {
+            config.transactional_id_expiration_ms = parse_int(k, v, 1, i32::MAX as i64)?;
+        }
+        if let Some((k, v)) = get("transaction.remove.expired.transaction.cleanup.interval.ms") {
+            config.transaction_cleanup_interval_ms = parse_int(k, v, 1, i32::MAX as i64)?;
         }
         if let Some((k, v)) = get("offsets.topic.num.partitions") {
             config.offsets_topic_num_partitions = parse_int(k, v, 1, i32::MAX as i64)? as i32;
@@ -713,6 +727,14 @@ impl BrokerConfig {
             (
                 "producer.id.expiration.ms",
                 self.producer_id_expiration_ms.to_string(),
+            ),
+            (
+                "transactional.id.expiration.ms",
+                self.transactional_id_expiration_ms.to_string(),
+            ),
+            (
+                "transaction.remove.expired.transaction.cleanup.interval.ms",
+                self.transaction_cleanup_interval_ms.to_string(),
             ),
             (
                 "group.initial.rebalance.delay.ms",

@@ -171,10 +171,14 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
         },
     )?;
     let producer_ids = Arc::new(producer_ids::ProducerIdManager::open(&config.log_dir)?);
-    let txn_config = fjord_txn::TxnConfig {
-        transaction_max_timeout_ms: config.transaction_max_timeout_ms,
-        transaction_state_num_partitions: config.transaction_state_log_num_partitions,
-        offsets_topic_num_partitions: config.offsets_topic_num_partitions,
+    let txn_config = txn_runtime::TxnRuntimeConfig {
+        coordinator: fjord_txn::TxnConfig {
+            transaction_max_timeout_ms: config.transaction_max_timeout_ms,
+            transaction_state_num_partitions: config.transaction_state_log_num_partitions,
+            offsets_topic_num_partitions: config.offsets_topic_num_partitions,
+        },
+        transactional_id_expiration_ms: config.transactional_id_expiration_ms,
+        cleanup_interval_ms: config.transaction_cleanup_interval_ms,
     };
     let transactions = txn_runtime::start(
         Arc::downgrade(&logs),

@@ -143,14 +143,26 @@ impl ProducerIdAllocator for BrokerProducerIds {
     }
 }
 
+/// Settings of the runtime around the coordinator.
+#[derive(Debug, Clone)]
+pub struct TxnRuntimeConfig {
+    /// The coordinator's own settings.
+    pub coordinator: TxnConfig,
+    /// `transactional.id.expiration.ms`.
+    pub transactional_id_expiration_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    pub cleanup_interval_ms: i64,
+}
+
 /// Starts the coordinator: replays `__transaction_state` (blocking, before serving), then
 /// runs the task until every handle is dropped.
 pub fn start(
     logs: Weak<LogManager>,
-    config: TxnConfig,
+    runtime_config: TxnRuntimeConfig,
     producer_ids: Arc<ProducerIdManager>,
     groups: GroupCoordinatorHandle,
 ) -> Result<TxnCoordinatorHandle, fjord_storage::StorageError> {
+    let config = runtime_config.coordinator.clone();
     let mut coordinator =
         TransactionCoordinator::new(config.clone(), Box::new(BrokerProducerIds(producer_ids)));
     let mut initial_effects = Vec::new();
@@ -180,6 +192,7 @@ pub fn start(
         coordinator,
         logs,
         config,
+        expiration: runtime_config,
         groups,
         inbox: inbox.downgrade(),
         pending: HashMap::new(),
@@ -194,6 +207,7 @@ struct Runtime {
     coordinator: TransactionCoordinator,
     logs: Weak<LogManager>,
     config: TxnConfig,
+    expiration: TxnRuntimeConfig,
     groups: GroupCoordinatorHandle,
     /// For completions; weak so the task ends when every handle is gone.
     inbox: mpsc::WeakSender<Command>,
@@ -205,6 +219,10 @@ struct Runtime {
 impl Runtime {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>, initial: Vec<Effect>) {
         self.apply(initial);
+        let mut cleanup = tokio::time::interval(Duration::from_millis(
+            self.expiration.cleanup_interval_ms.max(1) as u64,
+        ));
+        cleanup.tick().await;
         loop {
             let timer = self.timer;
             tokio::select! {
@@ -213,6 +231,13 @@ impl Runtime {
                     Some(command) => self.handle(command),
                     None => return,
                 },
+                _ = cleanup.tick() => {
+                    let effects = self.coordinator.expire_transactional_ids(
+                        now_ms(),
+                        self.expiration.transactional_id_expiration_ms,
+                    );
+                    self.apply(effects);
+                }
                 _ = internal_topic::sleep_until(timer), if timer.is_some() => {
                     self.timer = None;
                     let effects = self.coordinator.tick(now_ms());

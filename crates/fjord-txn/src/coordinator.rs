@@ -61,6 +61,8 @@ enum Waiter {
     FencingInit { request_id: RequestId, version: i16 },
     /// A timeout abort: nobody to answer.
     Timeout,
+    /// The tombstone of an expired transactional id: forget it once durable.
+    Expire,
     /// CompleteCommit/CompleteAbort after the markers: nobody to answer.
     Complete,
 }
@@ -511,6 +513,7 @@ impl TransactionCoordinator {
                     }
                     Waiter::Timeout => self.write_markers(&target),
                     Waiter::Complete => {}
+                    Waiter::Expire => self.forget(&id),
                 }
             }
             Err(append_error) => {
@@ -550,6 +553,8 @@ impl TransactionCoordinator {
                         );
                     }
                     Waiter::Timeout => entry.has_failed_epoch_fence = true,
+                    // Kept; the next cleanup round tries again.
+                    Waiter::Expire => {}
                     // Kafka's marker sender retries the completion append unless the partition
                     // moved away (the new leader reloads and resends the markers).
                     Waiter::Complete => {
@@ -593,6 +598,35 @@ impl TransactionCoordinator {
         }
         if self.announced_deadline.is_some_and(|at| at <= now_ms) {
             self.announced_deadline = None;
+        }
+        self.finish()
+    }
+
+    /// Removes transactional ids idle for longer than `expiration_ms` (Kafka's
+    /// `transactional.id.expiration.ms`) by writing their tombstone; ids with a transaction in
+    /// progress are kept. A later InitProducerId for an expired id starts afresh with a new
+    /// producer id, as in Kafka.
+    pub fn expire_transactional_ids(&mut self, now_ms: i64, expiration_ms: i64) -> Vec<Effect> {
+        let expired: Vec<TransactionMetadata> = self
+            .transactions
+            .values()
+            .filter(|e| {
+                e.pending.is_none()
+                    && matches!(
+                        e.metadata.state,
+                        TransactionState::Empty
+                            | TransactionState::CompleteCommit
+                            | TransactionState::CompleteAbort
+                    )
+                    && now_ms.saturating_sub(e.metadata.last_update_timestamp_ms) > expiration_ms
+            })
+            .map(|e| e.metadata.clone())
+            .collect();
+        for meta in expired {
+            let mut target = meta;
+            target.state = TransactionState::Dead;
+            target.last_update_timestamp_ms = now_ms;
+            self.persist(target, Waiter::Expire);
         }
         self.finish()
     }
@@ -899,6 +933,13 @@ fn add_response(offsets: bool, error: ErrorCode) -> Response {
 /// The record Kafka's `TransactionLog.valueToBytes` writes for `meta`: null partitions when
 /// Empty, partitions grouped by topic otherwise.
 pub(crate) fn to_record(meta: &TransactionMetadata) -> TransactionLogRecord {
+    if meta.state == TransactionState::Dead {
+        // Kafka removes an expired id with a tombstone, which compaction then drops.
+        return TransactionLogRecord {
+            transactional_id: meta.transactional_id.clone(),
+            value: None,
+        };
+    }
     let partitions = (meta.state != TransactionState::Empty).then(|| {
         let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
         for tp in &meta.partitions {

@@ -627,3 +627,44 @@ fn describe_reports_state_and_unknown_ids() {
     );
     assert_eq!(c.list_transactions(&[], &[0]).len(), 1);
 }
+
+#[test]
+fn idle_ids_expire_with_a_tombstone_and_open_transactions_are_kept() {
+    let mut c = coordinator();
+    ongoing(&mut c);
+    let e = c.init_producer_id(RequestId(3), init("idle"), 0);
+    durable(&mut c, e, 0);
+    // Only "idle" qualifies: "t" has a transaction open.
+    let effects = c.expire_transactional_ids(10_000, 5_000);
+    assert_eq!(
+        effects,
+        vec![Effect::Persist {
+            persist_id: PersistId(3),
+            transactional_id: "idle".into(),
+            record: TransactionLogRecord {
+                transactional_id: "idle".into(),
+                value: None,
+            },
+        }]
+    );
+    // While the tombstone is in flight the id is busy; once durable it is gone.
+    assert!(c.transaction("idle").is_some());
+    assert_eq!(c.complete_persist(PersistId(3), Ok(()), 10_000), vec![]);
+    assert!(c.transaction("idle").is_none());
+    assert!(c.transaction("t").is_some());
+    // Not idle long enough: nothing happens.
+    assert_eq!(c.expire_transactional_ids(10_000, 1_000_000), vec![]);
+    // A new producer with the expired id starts afresh with a new producer id.
+    let e = c.init_producer_id(RequestId(4), init("idle"), 20_000);
+    assert_eq!(durable(&mut c, e, 20_000), vec![init_ok(4, 2, 0)]);
+}
+
+#[test]
+fn a_failed_tombstone_keeps_the_id() {
+    let mut c = coordinator();
+    let e = c.init_producer_id(RequestId(1), init("idle"), 0);
+    durable(&mut c, e, 0);
+    c.expire_transactional_ids(10_000, 5_000);
+    c.complete_persist(PersistId(1), Err(7), 10_000);
+    assert!(c.transaction("idle").is_some());
+}

@@ -145,6 +145,15 @@ pub(crate) struct ProducePerfArgs {
     #[arg(long = "producer.config", value_name = "FILE")]
     pub(crate) producer_config: Option<PathBuf>,
 
+    /// Produce inside transactions with this `transactional.id` (as
+    /// kafka-producer-perf-test.sh's flag), committing every --transaction-size records.
+    #[arg(long = "transactional-id", value_name = "ID")]
+    pub(crate) transactional_id: Option<String>,
+
+    /// Records per transaction when --transactional-id is given.
+    #[arg(long = "transaction-size", value_name = "N", default_value_t = 100)]
+    pub(crate) transaction_size: u64,
+
     /// Options shared with the other perf tool.
     #[command(flatten)]
     pub(crate) common: CommonPerfArgs,

@@ -114,18 +114,41 @@ pub(super) fn run(args: ProducePerfArgs) -> anyhow::Result<()> {
         reporter,
         errors: Mutex::default(),
     };
-    let producer: ThreadedProducer<PerfContext> = settings
-        .to_client_config()
+    ensure!(
+        args.transaction_size > 0,
+        "--transaction-size must be positive"
+    );
+    let mut client_config = settings.to_client_config();
+    if let Some(id) = &args.transactional_id {
+        client_config.set("transactional.id", id);
+    }
+    let producer: ThreadedProducer<PerfContext> = client_config
         .create_with_context(context)
         .with_context(|| format!("creating a producer for {}", settings.bootstrap))?;
 
     warm_up(&producer, &args.topic)?;
+    let transactional = args.transactional_id.is_some();
+    if transactional {
+        producer
+            .init_transactions(METADATA_TIMEOUT)
+            .context("initialising transactions")?;
+    }
 
     let cpu = BrokerCpuProbe::start(args.common.broker_pid, |n| eprintln!("{n}"))?;
     let throttler = Throttler::new(args.throughput);
     let start = *producer.context().start.get_or_init(Instant::now);
 
     for sent in 0..args.num_records {
+        if transactional && sent % args.transaction_size == 0 {
+            if sent > 0 {
+                producer
+                    .commit_transaction(Timeout::Never)
+                    .context("committing a transaction")?;
+            }
+            producer
+                .begin_transaction()
+                .context("beginning a transaction")?;
+        }
         if throttler.is_active() {
             if let Some(pause) = throttler.delay(sent, start.elapsed()) {
                 std::thread::sleep(pause);
@@ -150,6 +173,11 @@ pub(super) fn run(args: ProducePerfArgs) -> anyhow::Result<()> {
                 }
             }
         }
+    }
+    if transactional && args.num_records > 0 {
+        producer
+            .commit_transaction(Timeout::Never)
+            .context("committing the last transaction")?;
     }
     producer
         .flush(Timeout::Never)
