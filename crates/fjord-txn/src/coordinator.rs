@@ -84,7 +84,30 @@ struct Entry {
     has_failed_epoch_fence: bool,
     /// The armed timeout deadline, if any.
     deadline_ms: Option<i64>,
+    /// AddPartitionsToTxn/AddOffsetsToTxn of the current producer that arrived while the
+    /// previous transaction was still completing (see [`ParkedAdd`]).
+    parked: Vec<ParkedAdd>,
 }
+
+/// An add that waits for the previous transaction to complete instead of being answered
+/// CONCURRENT_TRANSACTIONS at once.
+///
+/// Kafka answers CONCURRENT_TRANSACTIONS and relies on the client retrying quickly; librdkafka
+/// backs off `retry.backoff.ms` (100 ms) before retrying, so a producer that starts its next
+/// transaction right after committing would pay that on every transaction. The markers take a
+/// few milliseconds, so waiting for them is much shorter.
+#[derive(Debug)]
+struct ParkedAdd {
+    request_id: RequestId,
+    version: i16,
+    offsets: bool,
+    producer_id: i64,
+    producer_epoch: i16,
+    partitions: Vec<TopicPartition>,
+}
+
+/// Parked adds per transactional id; more are answered CONCURRENT_TRANSACTIONS.
+const PARKED_ADDS_MAX: usize = 16;
 
 /// Kafka's transaction coordinator for the `__transaction_state` partitions this broker leads.
 pub struct TransactionCoordinator {
@@ -219,6 +242,7 @@ impl TransactionCoordinator {
                     pending: None,
                     has_failed_epoch_fence: false,
                     deadline_ms: None,
+                    parked: Vec::new(),
                 },
             );
         }
@@ -459,7 +483,7 @@ impl TransactionCoordinator {
         &mut self,
         persist_id: PersistId,
         result: Result<(), i16>,
-        _now_ms: i64,
+        now_ms: i64,
     ) -> Vec<Effect> {
         let Some(InFlight { target, waiter }) = self.persists.remove(&persist_id) else {
             return self.finish();
@@ -566,7 +590,34 @@ impl TransactionCoordinator {
             }
         }
         self.rearm(&id);
+        self.retry_parked(&id, now_ms);
         self.finish()
+    }
+
+    /// Runs the parked adds of `transactional_id` again once no append is in flight and no
+    /// markers are being written; each is answered, or parked again if the id is still busy.
+    fn retry_parked(&mut self, transactional_id: &str, now_ms: i64) {
+        let Some(entry) = self.transactions.get_mut(transactional_id) else {
+            return;
+        };
+        let busy = entry.pending.is_some()
+            || matches!(
+                entry.metadata.state,
+                TransactionState::PrepareCommit | TransactionState::PrepareAbort
+            );
+        if busy || entry.parked.is_empty() {
+            return;
+        }
+        for add in std::mem::take(&mut entry.parked) {
+            self.add_partitions(
+                add.request_id,
+                add.version,
+                add.offsets,
+                (transactional_id, add.producer_id, add.producer_epoch),
+                add.partitions,
+                now_ms,
+            );
+        }
     }
 
     /// Aborts every Ongoing transaction whose `start + transaction.timeout.ms` has passed, with
@@ -741,6 +792,7 @@ impl TransactionCoordinator {
                     pending: None,
                     has_failed_epoch_fence: false,
                     deadline_ms: None,
+                    parked: Vec::new(),
                 },
             );
             self.rearm(&id);
@@ -780,6 +832,21 @@ impl TransactionCoordinator {
                 }
             }
         };
+        if error == Some(ErrorCode::ConcurrentTransactions) {
+            if let Some(entry) = self.transactions.get_mut(transactional_id) {
+                if entry.parked.len() < PARKED_ADDS_MAX {
+                    entry.parked.push(ParkedAdd {
+                        request_id,
+                        version,
+                        offsets,
+                        producer_id,
+                        producer_epoch,
+                        partitions,
+                    });
+                    return;
+                }
+            }
+        }
         if let Some(error) = error {
             self.respond(
                 request_id,
@@ -898,6 +965,15 @@ impl TransactionCoordinator {
         if let Some(entry) = self.transactions.remove(transactional_id) {
             if let Some(at) = entry.deadline_ms {
                 self.deadlines.remove(&(at, transactional_id.to_string()));
+            }
+            for add in entry.parked {
+                self.respond(
+                    add.request_id,
+                    add_response(
+                        add.offsets,
+                        ErrorCode::ConcurrentTransactions.for_client(add.version >= 2),
+                    ),
+                );
             }
         }
     }

@@ -290,15 +290,65 @@ fn add_partitions_with_stale_epoch_is_fenced() {
 }
 
 #[test]
-fn add_partitions_while_preparing_is_concurrent() {
+fn add_partitions_while_completing_waits_for_the_markers_then_starts_the_next_transaction() {
     let mut c = coordinator();
     ongoing(&mut c);
     let e = c.end_txn(RequestId(3), end("t", 0, 0, true), 200);
     durable(&mut c, e, 200);
+    // The next transaction's first add arrives while the markers are written: it waits.
     assert_eq!(
         c.add_partitions_to_txn(RequestId(4), add("t", 0, 0, &[("t", 1)]), 201),
+        vec![]
+    );
+    // A stale epoch is still refused at once.
+    assert_eq!(
+        c.add_partitions_to_txn(RequestId(5), add("t", 0, 7, &[("t", 1)]), 201),
         vec![respond(
+            5,
+            Response::AddPartitionsToTxn(ErrorCode::ProducerFenced)
+        )]
+    );
+    let e = c.markers_written("t", 0, 0, 210);
+    assert!(matches!(e[..], [Effect::Persist { .. }]), "{e:?}");
+    // CompleteCommit is durable: the parked add runs and starts the new transaction.
+    assert_eq!(
+        c.complete_persist(PersistId(3), Ok(()), 211),
+        vec![persist(
             4,
+            "t",
+            Value {
+                producer_id: 0,
+                epoch: 0,
+                state: TransactionState::Ongoing,
+                partitions: Some(vec![("t", vec![1])]),
+                last_update_ms: 211,
+                start_ms: 211,
+            }
+        )]
+    );
+    let answered = c.complete_persist(PersistId(4), Ok(()), 212);
+    assert_eq!(
+        answered[0],
+        respond(4, Response::AddPartitionsToTxn(ErrorCode::None))
+    );
+}
+
+#[test]
+fn parked_adds_are_bounded() {
+    let mut c = coordinator();
+    ongoing(&mut c);
+    let e = c.end_txn(RequestId(3), end("t", 0, 0, true), 200);
+    durable(&mut c, e, 200);
+    for i in 0..16 {
+        assert_eq!(
+            c.add_partitions_to_txn(RequestId(10 + i), add("t", 0, 0, &[("t", 1)]), 201),
+            vec![]
+        );
+    }
+    assert_eq!(
+        c.add_partitions_to_txn(RequestId(99), add("t", 0, 0, &[("t", 1)]), 201),
+        vec![respond(
+            99,
             Response::AddPartitionsToTxn(ErrorCode::ConcurrentTransactions)
         )]
     );

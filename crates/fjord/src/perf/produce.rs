@@ -13,7 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{ensure, Context};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
+};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use rdkafka::ClientContext;
@@ -122,78 +124,22 @@ pub(super) fn run(args: ProducePerfArgs) -> anyhow::Result<()> {
     if let Some(id) = &args.transactional_id {
         client_config.set("transactional.id", id);
     }
-    let producer: ThreadedProducer<PerfContext> = client_config
-        .create_with_context(context)
-        .with_context(|| format!("creating a producer for {}", settings.bootstrap))?;
-
-    warm_up(&producer, &args.topic)?;
-    let transactional = args.transactional_id.is_some();
-    if transactional {
-        producer
-            .init_transactions(METADATA_TIMEOUT)
-            .context("initialising transactions")?;
-    }
-
-    let cpu = BrokerCpuProbe::start(args.common.broker_pid, |n| eprintln!("{n}"))?;
-    let throttler = Throttler::new(args.throughput);
-    let start = *producer.context().start.get_or_init(Instant::now);
-
-    for sent in 0..args.num_records {
-        if transactional && sent % args.transaction_size == 0 {
-            if sent > 0 {
-                producer
-                    .commit_transaction(Timeout::Never)
-                    .context("committing a transaction")?;
-            }
-            producer
-                .begin_transaction()
-                .context("beginning a transaction")?;
-        }
-        if throttler.is_active() {
-            if let Some(pause) = throttler.delay(sent, start.elapsed()) {
-                std::thread::sleep(pause);
-            }
-        }
-        let sent_at = start.elapsed().as_nanos() as usize;
-        let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(&args.topic, sent_at)
-            .payload(payload.as_slice());
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    // The producer's own thread is polling and draining the
-                    // queue; wait a moment and retry. As with the Java client's
-                    // blocking send, the wait counts towards this record's latency.
-                    record = back;
-                    std::thread::sleep(QUEUE_FULL_BACKOFF);
-                }
-                Err((e, _)) => {
-                    return Err(e)
-                        .with_context(|| format!("sending record {sent} to {}", args.topic))
-                }
-            }
-        }
-    }
-    if transactional && args.num_records > 0 {
-        producer
-            .commit_transaction(Timeout::Never)
-            .context("committing the last transaction")?;
-    }
-    producer
-        .flush(Timeout::Never)
-        .context("flushing the producer")?;
-    let elapsed = start.elapsed();
-
-    let (summary, errors, first_error) = {
-        let stats = producer
-            .context()
-            .stats
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let (errors, first) = stats.errors();
-        (stats.summary(elapsed), errors, first.map(str::to_string))
+    let Outcome {
+        summary,
+        errors,
+        first_error,
+        broker_cpu,
+    } = if args.transactional_id.is_some() {
+        let producer: BaseProducer<PerfContext> = client_config
+            .create_with_context(context)
+            .with_context(|| format!("creating a producer for {}", settings.bootstrap))?;
+        drive(&producer, &args, &payload)?
+    } else {
+        let producer: ThreadedProducer<PerfContext> = client_config
+            .create_with_context(context)
+            .with_context(|| format!("creating a producer for {}", settings.bootstrap))?;
+        drive(&producer, &args, &payload)?
     };
-    let broker_cpu = cpu.and_then(|probe| probe.finish(summary.bytes));
 
     match args.common.output {
         super::OutputFormat::Text => {
@@ -224,10 +170,148 @@ pub(super) fn run(args: ProducePerfArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a run measured.
+struct Outcome {
+    summary: ProduceSummary,
+    errors: u64,
+    first_error: Option<String>,
+    broker_cpu: Option<BrokerCpu>,
+}
+
+/// The two producers the load loop drives. Plain runs use a `ThreadedProducer`, whose own
+/// thread runs delivery reports as soon as they arrive. Transactional runs use a
+/// `BaseProducer` served by the loop, which also drains it before each commit: rust-rdkafka's
+/// flush (which `commit_transaction` calls first) polls in 100 ms slices that do not end early,
+/// which would cap a run at about ten transactions a second whatever the broker does.
+trait PerfProducer: Producer<PerfContext> {
+    /// Hands one record to the client.
+    fn send_record<'a>(
+        &self,
+        record: BaseRecord<'a, (), [u8], usize>,
+    ) -> Result<(), (KafkaError, BaseRecord<'a, (), [u8], usize>)>;
+    /// Serves pending delivery reports when no thread of the client's does.
+    fn serve(&self);
+}
+
+impl PerfProducer for ThreadedProducer<PerfContext> {
+    fn send_record<'a>(
+        &self,
+        record: BaseRecord<'a, (), [u8], usize>,
+    ) -> Result<(), (KafkaError, BaseRecord<'a, (), [u8], usize>)> {
+        self.send(record)
+    }
+
+    fn serve(&self) {}
+}
+
+impl PerfProducer for BaseProducer<PerfContext> {
+    fn send_record<'a>(
+        &self,
+        record: BaseRecord<'a, (), [u8], usize>,
+    ) -> Result<(), (KafkaError, BaseRecord<'a, (), [u8], usize>)> {
+        self.send(record)
+    }
+
+    fn serve(&self) {
+        self.poll(Duration::ZERO);
+    }
+}
+
+/// Waits, serving delivery reports in short slices, until nothing is in flight, so the flush
+/// inside `commit_transaction` has nothing left to wait for.
+fn drain(producer: &impl PerfProducer) {
+    while producer.in_flight_count() > 0 {
+        producer.serve();
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Warms up, runs the load loop (in transactions when asked) and collects the numbers.
+fn drive(
+    producer: &impl PerfProducer,
+    args: &ProducePerfArgs,
+    payload: &[u8],
+) -> anyhow::Result<Outcome> {
+    warm_up(producer, &args.topic)?;
+    let transactional = args.transactional_id.is_some();
+    if transactional {
+        producer
+            .init_transactions(METADATA_TIMEOUT)
+            .context("initialising transactions")?;
+    }
+    let cpu = BrokerCpuProbe::start(args.common.broker_pid, |n| eprintln!("{n}"))?;
+    let throttler = Throttler::new(args.throughput);
+    let start = *producer.context().start.get_or_init(Instant::now);
+
+    for sent in 0..args.num_records {
+        if transactional && sent % args.transaction_size == 0 {
+            if sent > 0 {
+                drain(producer);
+                producer
+                    .commit_transaction(Timeout::Never)
+                    .context("committing a transaction")?;
+            }
+            producer
+                .begin_transaction()
+                .context("beginning a transaction")?;
+        }
+        if throttler.is_active() {
+            if let Some(pause) = throttler.delay(sent, start.elapsed()) {
+                std::thread::sleep(pause);
+            }
+        }
+        let sent_at = start.elapsed().as_nanos() as usize;
+        let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(&args.topic, sent_at)
+            .payload(payload);
+        loop {
+            match producer.send_record(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // Delivery reports drain the queue; wait a moment and retry. As with the
+                    // Java client's blocking send, the wait counts towards this record's
+                    // latency.
+                    record = back;
+                    producer.serve();
+                    std::thread::sleep(QUEUE_FULL_BACKOFF);
+                }
+                Err((e, _)) => {
+                    return Err(e)
+                        .with_context(|| format!("sending record {sent} to {}", args.topic))
+                }
+            }
+        }
+        producer.serve();
+    }
+    if transactional && args.num_records > 0 {
+        drain(producer);
+        producer
+            .commit_transaction(Timeout::Never)
+            .context("committing the last transaction")?;
+    }
+    producer
+        .flush(Timeout::Never)
+        .context("flushing the producer")?;
+    let elapsed = start.elapsed();
+    let stats = producer
+        .context()
+        .stats
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let (errors, first) = stats.errors();
+    let summary = stats.summary(elapsed);
+    let broker_cpu = cpu.and_then(|probe| probe.finish(summary.bytes));
+    Ok(Outcome {
+        errors,
+        first_error: first.map(str::to_string),
+        broker_cpu,
+        summary,
+    })
+}
+
 /// Connects and fetches the topic's metadata before the clock starts, so an
 /// unreachable cluster fails fast instead of after `message.timeout.ms`, and
 /// connection set-up is not counted against throughput or latency.
-fn warm_up(producer: &ThreadedProducer<PerfContext>, topic: &str) -> anyhow::Result<()> {
+fn warm_up(producer: &impl Producer<PerfContext>, topic: &str) -> anyhow::Result<()> {
     let metadata = producer
         .client()
         .fetch_metadata(Some(topic), METADATA_TIMEOUT)
