@@ -409,10 +409,9 @@ impl Markers {
         let mut left: Vec<&TopicPartition> = partitions.iter().collect();
         loop {
             // All partitions at once, so their fsyncs share the flusher's rounds.
-            let outcomes = futures::future::join_all(
-                left.iter().map(|tp| self.write_one(logs, groups, tp)),
-            )
-            .await;
+            let outcomes =
+                futures::future::join_all(left.iter().map(|tp| self.write_one(logs, groups, tp)))
+                    .await;
             let mut failed = Vec::new();
             for (tp, outcome) in left.into_iter().zip(outcomes) {
                 if let Err(e) = outcome {

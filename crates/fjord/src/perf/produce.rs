@@ -170,6 +170,13 @@ pub(super) fn run(args: ProducePerfArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A record of the load loop: no key, the shared payload, its send time as opaque.
+type PerfRecord<'a> = BaseRecord<'a, (), [u8], usize>;
+
+/// rdkafka's send result: the record comes back with the error so it can be retried (large,
+/// as rdkafka's own `send` is).
+type SendResult<'a> = Result<(), (KafkaError, PerfRecord<'a>)>;
+
 /// What a run measured.
 struct Outcome {
     summary: ProduceSummary,
@@ -185,19 +192,15 @@ struct Outcome {
 /// which would cap a run at about ten transactions a second whatever the broker does.
 trait PerfProducer: Producer<PerfContext> {
     /// Hands one record to the client.
-    fn send_record<'a>(
-        &self,
-        record: BaseRecord<'a, (), [u8], usize>,
-    ) -> Result<(), (KafkaError, BaseRecord<'a, (), [u8], usize>)>;
+    #[allow(clippy::result_large_err)]
+    fn send_record<'a>(&self, record: PerfRecord<'a>) -> SendResult<'a>;
     /// Serves pending delivery reports when no thread of the client's does.
     fn serve(&self);
 }
 
 impl PerfProducer for ThreadedProducer<PerfContext> {
-    fn send_record<'a>(
-        &self,
-        record: BaseRecord<'a, (), [u8], usize>,
-    ) -> Result<(), (KafkaError, BaseRecord<'a, (), [u8], usize>)> {
+    #[allow(clippy::result_large_err)]
+    fn send_record<'a>(&self, record: PerfRecord<'a>) -> SendResult<'a> {
         self.send(record)
     }
 
@@ -205,10 +208,8 @@ impl PerfProducer for ThreadedProducer<PerfContext> {
 }
 
 impl PerfProducer for BaseProducer<PerfContext> {
-    fn send_record<'a>(
-        &self,
-        record: BaseRecord<'a, (), [u8], usize>,
-    ) -> Result<(), (KafkaError, BaseRecord<'a, (), [u8], usize>)> {
+    #[allow(clippy::result_large_err)]
+    fn send_record<'a>(&self, record: PerfRecord<'a>) -> SendResult<'a> {
         self.send(record)
     }
 
@@ -261,8 +262,8 @@ fn drive(
             }
         }
         let sent_at = start.elapsed().as_nanos() as usize;
-        let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(&args.topic, sent_at)
-            .payload(payload);
+        let mut record =
+            BaseRecord::<(), [u8], usize>::with_opaque_to(&args.topic, sent_at).payload(payload);
         loop {
             match producer.send_record(record) {
                 Ok(()) => break,
