@@ -15,6 +15,10 @@
 //!   from the `listening on PLAINTEXT://…` line.
 //! - [`ManagedProcess`]: the process handling it is built on, usable for any
 //!   other child a test needs.
+//! - [`free_ports`]: loopback ports for processes that must know their
+//!   ports before they start.
+//! - [`LinkProxy`]: a loopback TCP proxy standing for one network link,
+//!   which a test can cut and restore.
 //! - [`wait_until`]: bounded polling for conditions only a client can see.
 //!
 //! Output is drained continuously, so a pipe never fills up and blocks the
@@ -33,10 +37,14 @@
 //! ```
 
 mod broker;
+mod link_proxy;
 mod log;
+mod ports;
 mod process;
 mod wait;
 
 pub use broker::{BrokerBuilder, BrokerProcess};
+pub use link_proxy::LinkProxy;
+pub use ports::{free_port, free_ports};
 pub use process::{process_state, ManagedProcess};
 pub use wait::wait_until;
