@@ -2,8 +2,8 @@
 //! restarts, signals for crash, graceful stop, pause and resume, and a drop
 //! that never leaves the process behind.
 //!
-//! Nothing here knows about `fjord`; [`crate::BrokerProcess`] builds its
-//! command and readiness check on top.
+//! Nothing here knows about `fjord`; [`crate::BrokerProcess`] and
+//! [`crate::Cluster`] build their commands and readiness checks on top.
 
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
