@@ -284,7 +284,16 @@ impl Partition {
             }
             idempotent = true;
             if h.base_sequence < 0 {
-                // A coordinator's transactional write (offsets): no sequence to check.
+                // A coordinator's transactional write (offsets): no sequence to check, but a
+                // fenced producer's epoch is still refused.
+                if let Err(current) = producers.check_epoch(h.producer_id, h.producer_epoch) {
+                    return Err(ProducerError::InvalidProducerEpoch {
+                        producer_id: h.producer_id,
+                        current,
+                        got: h.producer_epoch,
+                    }
+                    .into());
+                }
                 continue;
             }
             let meta = batch_metadata(&h);
@@ -351,7 +360,7 @@ impl Partition {
             .ok_or_else(|| PartitionError::Closed(self.name.clone()))?;
         let mut producers = self.producers();
         producers
-            .check_marker(producer_id, producer_epoch)
+            .check_epoch(producer_id, producer_epoch)
             .map_err(|current| ProducerError::InvalidProducerEpoch {
                 producer_id,
                 current,
@@ -533,5 +542,124 @@ impl Partition {
     /// Whether the log is still open.
     pub fn is_open(&self) -> bool {
         self.lock().is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fjord_storage::LogConfig;
+
+    fn open(dir: &std::path::Path) -> Arc<Partition> {
+        let log = Log::open(dir, LogConfig::default(), 0, 0).unwrap();
+        Partition::new("t", 0, log).unwrap()
+    }
+
+    /// A batch of `n` records from `producer` at `epoch` starting at sequence `seq` (-1: none).
+    fn batch(producer: i64, epoch: i16, seq: i32, n: usize, transactional: bool) -> Vec<u8> {
+        let records: Vec<RecordSpec> = (0..n)
+            .map(|i| RecordSpec {
+                timestamp: 1,
+                key: None,
+                value: Some(vec![i as u8]),
+                headers: Vec::new(),
+            })
+            .collect();
+        let spec = BatchSpec {
+            producer_id: producer,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            is_transactional: transactional,
+            ..BatchSpec::default()
+        };
+        build_batch(&spec, &records)
+    }
+
+    #[test]
+    fn open_transactions_hold_back_the_last_stable_offset_and_aborts_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path());
+        p.append(&mut batch(-1, -1, -1, 2, false), 1).unwrap(); // 0..=1 plain
+        p.append(&mut batch(7, 0, 0, 3, true), 1).unwrap(); // 2..=4 txn of 7
+        p.append(&mut batch(8, 0, 0, 2, true), 1).unwrap(); // 5..=6 txn of 8
+        let offsets = p.offsets().unwrap();
+        assert_eq!((offsets.last_stable_offset, offsets.log_end_offset), (2, 7));
+        assert_eq!(p.read_committed(0, 1 << 20).unwrap().plan.next_offset(), 2);
+
+        assert_eq!(p.write_marker(7, 0, false, 2).unwrap(), 7); // abort 7
+        assert_eq!(p.offsets().unwrap().last_stable_offset, 5);
+        let read = p.read_committed(0, 1 << 20).unwrap();
+        assert_eq!(read.plan.next_offset(), 5);
+        assert_eq!(read.aborted.len(), 1);
+        assert_eq!(
+            (read.aborted[0].producer_id, read.aborted[0].first_offset),
+            (7, 2)
+        );
+
+        assert_eq!(p.write_marker(8, 0, true, 3).unwrap(), 8); // commit 8
+        let read = p.read_committed(0, 1 << 20).unwrap();
+        assert_eq!(read.offsets.last_stable_offset, 9);
+        assert_eq!(read.plan.next_offset(), 9);
+        // A read past the aborted transaction does not list it.
+        assert!(p.read_committed(8, 1 << 20).unwrap().aborted.is_empty());
+    }
+
+    #[test]
+    fn fenced_epochs_are_refused_for_markers_and_sequence_less_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = open(dir.path());
+        p.append(&mut batch(7, 3, 0, 1, true), 1).unwrap();
+        assert!(matches!(
+            p.write_marker(7, 2, false, 1),
+            Err(PartitionError::Producer(
+                ProducerError::InvalidProducerEpoch { current: 3, .. }
+            ))
+        ));
+        assert!(matches!(
+            p.append(&mut batch(7, 2, -1, 1, true), 1),
+            Err(PartitionError::Producer(
+                ProducerError::InvalidProducerEpoch { .. }
+            ))
+        ));
+        // The current epoch may write without a sequence, twice, without deduplication.
+        assert!(matches!(
+            p.append(&mut batch(7, 3, -1, 1, true), 1).unwrap(),
+            Appended::New(_)
+        ));
+        assert!(matches!(
+            p.append(&mut batch(7, 3, -1, 1, true), 1).unwrap(),
+            Appended::New(_)
+        ));
+    }
+
+    #[test]
+    fn producer_state_survives_a_restart_through_the_snapshot_and_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let p = open(dir.path());
+            p.append(&mut batch(7, 0, 0, 2, true), 1).unwrap(); // open txn at 0
+            p.snapshot_producers(1, i64::MAX).unwrap();
+            p.append(&mut batch(8, 0, 0, 1, true), 1).unwrap(); // open txn at 2, after the snapshot
+            p.write_marker(7, 0, false, 2).unwrap(); // abort 7 at 3, after the snapshot
+                                                     // No clean close: the state after the snapshot must come from the log.
+            drop(p);
+        }
+        let p = open(dir.path());
+        let offsets = p.offsets().unwrap();
+        assert_eq!(
+            offsets.last_stable_offset, 2,
+            "8's transaction is still open"
+        );
+        let read = p.read_committed(0, 1 << 20).unwrap();
+        assert_eq!(
+            read.aborted.len(),
+            1,
+            "the abort after the snapshot is indexed again"
+        );
+        // A retry of 8's batch is still recognised.
+        assert!(matches!(
+            p.append(&mut batch(8, 0, 0, 1, true), 1).unwrap(),
+            Appended::Duplicate(_)
+        ));
     }
 }

@@ -181,9 +181,10 @@ impl ProducerStates {
         }
     }
 
-    /// Checks a marker from the transaction coordinator: one from an older epoch than the
-    /// producer's current one comes from a coordinator that was fenced.
-    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<(), i16> {
+    /// Checks a write the broker makes for a producer (a marker, a transactional offset
+    /// commit): one with an older epoch than the producer's current one is from a fenced
+    /// instance. Returns the current epoch on refusal.
+    pub fn check_epoch(&self, producer_id: i64, epoch: i16) -> Result<(), i16> {
         match self.producers.get(&producer_id) {
             Some(entry) if epoch < entry.epoch => Err(entry.epoch),
             _ => Ok(()),
@@ -460,9 +461,9 @@ mod tests {
         states.record(1, 0, batch(0, 4, 10), true, 0);
         states.complete_txn(1, 1, 11, 0);
         assert_eq!(states.check(1, 1, 0, 0), SequenceCheck::Append);
-        assert_eq!(states.check_marker(1, 0), Err(1));
-        assert_eq!(states.check_marker(1, 1), Ok(()));
-        assert_eq!(states.check_marker(9, 0), Ok(()));
+        assert_eq!(states.check_epoch(1, 0), Err(1));
+        assert_eq!(states.check_epoch(1, 1), Ok(()));
+        assert_eq!(states.check_epoch(9, 0), Ok(()));
     }
 
     #[test]
