@@ -215,17 +215,22 @@ fn read_log_start_file(path: &Path) -> Result<Option<i64>, StorageError> {
     Ok(Some(offset))
 }
 
-/// Feeds the partition leader epoch of every batch in `segments` to `cache`, oldest first;
-/// returns whether the cache changed. Reads batch headers only.
+/// Feeds the partition leader epoch of every batch in `segments` reaching `log_start_offset`
+/// to `cache`, oldest first; returns whether the cache changed. Batches wholly below the log
+/// start are skipped: they are gone for readers, and their epochs would depend on whether
+/// retention happened to delete their segment yet. Reads batch headers only.
 fn assign_epochs_from(
     segments: &[Segment],
+    log_start_offset: i64,
     cache: &mut LeaderEpochCache,
 ) -> Result<bool, StorageError> {
     let mut changed = false;
     for seg in segments {
         let mut reader = seg.headers_from(0);
         while let Some((_, header)) = reader.next_header()? {
-            changed |= cache.assign(header.partition_leader_epoch, header.base_offset);
+            if header.last_offset() >= log_start_offset {
+                changed |= cache.assign(header.partition_leader_epoch, header.base_offset);
+            }
         }
     }
     Ok(changed)
@@ -262,12 +267,12 @@ fn load_leader_epochs(
                     "dropping leader epochs that start beyond the log end");
             }
             let unflushed = segments.partition_point(|s| s.next_offset <= recovery_point);
-            changed |= assign_epochs_from(&segments[unflushed..], &mut cache)?;
+            changed |= assign_epochs_from(&segments[unflushed..], log_start_offset, &mut cache)?;
             (cache, changed)
         }
         None => {
             let mut cache = LeaderEpochCache::new(path, Vec::new());
-            assign_epochs_from(segments, &mut cache)?;
+            assign_epochs_from(segments, log_start_offset, &mut cache)?;
             (cache, true)
         }
     };

@@ -464,26 +464,50 @@ fn truncate_in_the_middle_of_a_segment() {
 }
 
 #[test]
-fn truncate_at_a_segment_boundary_keeps_an_empty_active_segment() {
+fn truncate_at_a_segment_boundary_continues_the_previous_segment() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, batches) = follower_log(dir.path());
     let bases = log.segment_base_offsets();
     let boundary = bases[3];
     log.truncate_to(boundary).unwrap();
-    assert_eq!(log.segment_base_offsets(), bases[..=3].to_vec());
-    assert_eq!(
-        fs::metadata(file(dir.path(), boundary, "log"))
-            .unwrap()
-            .len(),
-        0
-    );
-    assert_eq!(
-        fs::metadata(file(dir.path(), boundary, "index"))
-            .unwrap()
-            .len(),
-        0
-    );
+    assert_eq!(log.segment_base_offsets(), bases[..3].to_vec());
+    assert!(!file(dir.path(), boundary, "log").exists());
+    assert!(!file(dir.path(), boundary, "index").exists());
+    assert!(!file(dir.path(), boundary, "timeindex").exists());
     assert_truncated(dir.path(), log, &batches, boundary);
+}
+
+#[test]
+fn truncate_into_a_compacted_gap_ends_after_the_last_batch_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default(), 0, NOW).unwrap();
+    let batches = [
+        batch_at(0, 1, 3, NOW),
+        batch_at(10, 1, 2, NOW + 10),
+        batch_at(12, 2, 1, NOW + 20),
+        batch_at(20, 2, 2, NOW + 30),
+    ];
+    for b in &batches {
+        log.append_as_follower(&mut b.clone(), NOW).unwrap();
+    }
+    assert_eq!(log.log_end_offset(), 22);
+    // Inside the gap 13..20, and at the batch right after it: the end is after batch 12.
+    log.truncate_to(20).unwrap();
+    assert_eq!(log.log_end_offset(), 13);
+    log.truncate_to(13).unwrap();
+    assert_eq!(log.log_end_offset(), 13);
+    log.append_as_follower(&mut batches[3].clone(), NOW)
+        .unwrap();
+    log.truncate_to(15).unwrap();
+    assert_eq!(log.log_end_offset(), 13);
+    // Inside the gap 3..10.
+    log.truncate_to(7).unwrap();
+    assert_eq!(log.log_end_offset(), 3);
+    assert_eq!(log.epoch_entries(), epochs(&[(1, 0)]));
+    assert_eq!(read_all(&log, 0), batches[0]);
+    log.close().unwrap();
+    let log = Log::open(dir.path(), LogConfig::default(), i64::MAX, NOW).unwrap();
+    assert_eq!(log.log_end_offset(), 3);
 }
 
 #[test]
@@ -661,15 +685,19 @@ fn truncation_lowers_the_cleaner_offset() {
     let (mut log, _) = follower_log(dir.path());
     fs::write(dir.path().join(CLEANER_OFFSET_FILE), "0\n70\n").unwrap();
     let bases = log.segment_base_offsets();
-    log.truncate_to(bases[4] + 2).unwrap();
-    // Down to the base of the segment that is active again, as Kafka does.
-    assert_eq!(read_cleaner_offset(dir.path()).unwrap(), Some(bases[4]));
+    // Down to the base of the segment the log continues in, as Kafka does.
+    let active_base = |log: &Log| *log.segment_base_offsets().last().unwrap();
+    log.truncate_to(bases[4] + 3).unwrap();
+    let after_first = active_base(&log);
+    assert!(after_first <= bases[4] && after_first < 70);
+    assert_eq!(read_cleaner_offset(dir.path()).unwrap(), Some(after_first));
+    log.truncate_to(bases[1] + 3).unwrap();
+    let after_second = active_base(&log);
+    assert!(after_second <= bases[1]);
+    assert_eq!(read_cleaner_offset(dir.path()).unwrap(), Some(after_second));
     // Never raised.
-    log.truncate_to(bases[2]).unwrap();
-    log.truncate_to(bases[1] + 2).unwrap();
-    assert_eq!(read_cleaner_offset(dir.path()).unwrap(), Some(bases[1]));
     log.truncate_fully_and_start_at(500).unwrap();
-    assert_eq!(read_cleaner_offset(dir.path()).unwrap(), Some(bases[1]));
+    assert_eq!(read_cleaner_offset(dir.path()).unwrap(), Some(after_second));
 }
 
 /// The files a crash in the middle of `truncate_to` can leave: later segments gone, the cut

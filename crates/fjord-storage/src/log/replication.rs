@@ -217,10 +217,12 @@ impl Log {
     /// Truncation keeps whole batches: when `offset` falls inside a batch, that whole batch
     /// goes too and the log ends at its base offset, as Kafka truncates to a batch boundary
     /// (a record cannot be cut out of a compressed batch, and a leader's epoch end offsets
-    /// are batch boundaries anyway). When `offset` falls in a gap a compacted log has
-    /// between batches, the log ends after the last batch kept. Afterwards
-    /// [`Log::log_end_offset`] tells where the log ends. If that would fall below the log
-    /// start (DeleteRecords moved the start into the removed batch), the log is emptied and
+    /// are batch boundaries anyway). In general the log then ends where the last batch kept
+    /// ends: at `offset` or the base offset of the batch holding it while offsets are
+    /// contiguous, lower when a compacted log has a gap before that batch (the same end a
+    /// reopen would find); [`Log::log_end_offset`] tells. With no batch left the log ends
+    /// at its first segment's base offset. If the end would fall below the log start
+    /// (DeleteRecords moved the start into a removed batch), the log is emptied and
     /// continues at the log start, as [`Log::truncate_fully_and_start_at`] does.
     ///
     /// Segments above the cut are deleted and the one holding it is cut, indexes included;
@@ -242,11 +244,19 @@ impl Log {
         if offset == log_end {
             return Ok(());
         }
-        let i = self.segment_index_for(offset);
-        let (position, cut_offset) = match self.segments[i].find_batch(offset)? {
+        let mut i = self.segment_index_for(offset);
+        let (mut position, mut cut_offset) = match self.segments[i].find_batch(offset)? {
             Some((position, header)) => (position, header.base_offset),
             None => (self.segments[i].size, i64::MAX),
         };
+        if position == 0 && i > 0 {
+            // Nothing of segment i stays: it goes too and the previous segment continues,
+            // so the log ends where its last batch does. An emptied segment would pin the
+            // end at its base offset, past that batch when a gap precedes the segment.
+            i -= 1;
+            position = self.segments[i].size;
+            cut_offset = i64::MAX;
+        }
 
         // Lowering it first is always safe; once the cut is durable, no clean range may
         // reach past it.
