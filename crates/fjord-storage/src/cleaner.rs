@@ -199,6 +199,23 @@ fn write_cleaner_offset(dir: &Path, offset: i64) -> Result<(), StorageError> {
     )
 }
 
+/// Lowers the persisted cleaner offset to `offset` when it lies above (the log is being
+/// truncated): records written after a truncation must not count as already clean, or the
+/// cleaner would never compact them. Kafka's `maybeTruncateCheckpoint`. An unreadable file
+/// is replaced, since a lower cleaner offset is always safe (at worst a range is cleaned
+/// again).
+pub(crate) fn lower_cleaner_offset(dir: &Path, offset: i64) -> Result<(), StorageError> {
+    match read_cleaner_offset(dir) {
+        Ok(Some(current)) if current > offset => write_cleaner_offset(dir, offset),
+        Ok(_) => Ok(()),
+        Err(why @ StorageError::CorruptCheckpoint { .. }) => {
+            tracing::warn!(%why, "replacing unreadable cleaner offset");
+            write_cleaner_offset(dir, offset)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The first dirty offset: the persisted cleaner offset if it lies within the log, else the
 /// log start (Kafka resets an out-of-range checkpoint the same way).
 fn first_dirty_offset(log: &Log) -> Result<i64, StorageError> {

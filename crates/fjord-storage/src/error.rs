@@ -120,6 +120,18 @@ pub enum StorageError {
         /// Current log end offset.
         log_end: i64,
     },
+    /// A follower append does not continue the log: a batch starts below the offset the log
+    /// can take next (the log end offset for the first batch, the end of the previous batch
+    /// for the others), so it would overlap records already there or run backwards. Nothing
+    /// was written. The replica fetcher fetched from the wrong offset or skipped a
+    /// truncation: a bug in the caller or the leader, not something to retry as is.
+    #[error("follower append of a batch at offset {got} overlaps the log, which continues at {expected}")]
+    NonContiguousAppend {
+        /// The lowest base offset the batch could have had.
+        expected: i64,
+        /// The batch's base offset.
+        got: i64,
+    },
     /// The append request is semantically invalid (e.g. empty).
     #[error("invalid records: {0}")]
     InvalidRecord(String),

@@ -13,6 +13,7 @@
 //!  ├── 00000000000000001200.index
 //!  ├── 00000000000000001200.timeindex
 //!  ├── 00000000000000001180.snapshot   producer state as of offset 1180 (newest two kept)
+//!  ├── leader-epoch-checkpoint         where each leader epoch starts (replication)
 //!  └── log-start-offset                raised by DeleteRecords
 //!
 //!   append ──► validate all batches ──► assign offsets in place ──► one pwrite to the
@@ -32,6 +33,13 @@
 //! `recovery-point-offset-checkpoint` ([`checkpoint`]). After a crash, [`Log::open`] trusts
 //! what lies below the recovery point and CRC-checks the rest, truncating at the first bad
 //! batch.
+//!
+//! For replication, the log keeps Kafka's leader-epoch cache (`leader-epoch-checkpoint`,
+//! [`EpochEntry`]): the leader records each new epoch as it appends
+//! ([`Log::append_with_leader_epoch`]) and answers OffsetForLeaderEpoch from it
+//! ([`Log::end_offset_for_epoch`]); a follower copies the leader's batches as they are
+//! ([`Log::append_as_follower`]) and cuts what diverged ([`Log::truncate_to`],
+//! [`Log::truncate_fully_and_start_at`]).
 //!
 //! For transactions, the log keeps Kafka's aborted-transaction index next to the segments
 //! ([`Log::append_aborted_txn`], [`Log::aborted_txns`] for read_committed fetches) and
@@ -61,6 +69,7 @@ pub mod cleaner;
 mod config;
 mod error;
 mod index;
+mod leader_epoch;
 mod log;
 mod producer_snapshot;
 mod segment;
@@ -69,5 +78,6 @@ mod txn_index;
 pub use config::LogConfig;
 pub use error::{IoVerb, StorageError};
 pub use fjord_protocol::batch::TimestampType;
+pub use leader_epoch::{EpochEntry, LEADER_EPOCH_CHECKPOINT_FILE};
 pub use log::{AppendInfo, FlushTarget, Log, ReadPlan, RetentionOutcome, LOG_START_OFFSET_FILE};
 pub use txn_index::AbortedTxn;

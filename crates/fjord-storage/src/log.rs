@@ -1,4 +1,9 @@
 //! The partition log: an ordered list of segments, the last one active.
+//!
+//! The replication side (follower appends, truncation, the leader-epoch cache queries) lives
+//! in the `replication` child module; everything shared with it is here.
+
+mod replication;
 
 use std::fs::{self, File};
 use std::io;
@@ -13,6 +18,7 @@ use fjord_protocol::batch::{
 
 use crate::checkpoint::{sync_dir, write_atomically};
 use crate::error::{IoContext, IoVerb};
+use crate::leader_epoch::{EpochEntry, LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE};
 use crate::segment::{IndexLimits, Segment};
 use crate::{producer_snapshot, AbortedTxn, LogConfig, StorageError};
 
@@ -165,6 +171,9 @@ pub struct Log {
     size_bytes: u64,
     /// Base offset of the newest segment whose creation is not yet synced in the directory.
     unsynced_dir_since: Option<i64>,
+    /// Where each leader epoch starts (`leader-epoch-checkpoint`), for OffsetForLeaderEpoch
+    /// and follower truncation.
+    epochs: LeaderEpochCache,
 }
 
 pub(crate) fn limits(config: &LogConfig) -> IndexLimits {
@@ -206,6 +215,74 @@ fn read_log_start_file(path: &Path) -> Result<Option<i64>, StorageError> {
     Ok(Some(offset))
 }
 
+/// Feeds the partition leader epoch of every batch in `segments` reaching `log_start_offset`
+/// to `cache`, oldest first; returns whether the cache changed. Batches wholly below the log
+/// start are skipped: they are gone for readers, and their epochs would depend on whether
+/// retention happened to delete their segment yet. Reads batch headers only.
+fn assign_epochs_from(
+    segments: &[Segment],
+    log_start_offset: i64,
+    cache: &mut LeaderEpochCache,
+) -> Result<bool, StorageError> {
+    let mut changed = false;
+    for seg in segments {
+        let mut reader = seg.headers_from(0);
+        while let Some((_, header)) = reader.next_header()? {
+            if header.last_offset() >= log_start_offset {
+                changed |= cache.assign(header.partition_leader_epoch, header.base_offset);
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// Loads the leader-epoch cache of a just-recovered log and makes it agree with the
+/// batches: a missing or unreadable file is rebuilt from every batch header (the log is the
+/// source of truth); a present one loses entries starting at or beyond the log end (written
+/// ahead of records a crash took back), learns the epochs of the batches past the recovery
+/// point (as Kafka's recovery does), and is trimmed to the log start. The file is rewritten
+/// only when something changed, and always after a rebuild so the next open need not scan.
+fn load_leader_epochs(
+    dir: &Path,
+    segments: &[Segment],
+    log_start_offset: i64,
+    recovery_point: i64,
+) -> Result<LeaderEpochCache, StorageError> {
+    let path = dir.join(LEADER_EPOCH_CHECKPOINT_FILE);
+    let log_end = segments.last().map_or(0, |s| s.next_offset);
+    let loaded = match LeaderEpochCache::read_file(&path) {
+        Ok(loaded) => loaded,
+        Err(why @ StorageError::CorruptCheckpoint { .. }) => {
+            tracing::warn!(%why, "rebuilding the leader-epoch cache from the log");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let (mut cache, mut changed) = match loaded {
+        Some(entries) => {
+            let mut cache = LeaderEpochCache::new(path, entries);
+            let mut changed = cache.truncate_from_end(log_end);
+            if changed {
+                tracing::warn!(path = %cache.path().display(), log_end,
+                    "dropping leader epochs that start beyond the log end");
+            }
+            let unflushed = segments.partition_point(|s| s.next_offset <= recovery_point);
+            changed |= assign_epochs_from(&segments[unflushed..], log_start_offset, &mut cache)?;
+            (cache, changed)
+        }
+        None => {
+            let mut cache = LeaderEpochCache::new(path, Vec::new());
+            assign_epochs_from(segments, log_start_offset, &mut cache)?;
+            (cache, true)
+        }
+    };
+    changed |= cache.truncate_from_start(log_start_offset);
+    if changed {
+        cache.persist()?;
+    }
+    Ok(cache)
+}
+
 impl Log {
     /// Opens (or creates) the log in `dir`, recovering after an unclean stop.
     ///
@@ -214,6 +291,10 @@ impl Log {
     /// holding the recovery point on, every batch is CRC-checked; the log is truncated at the
     /// first invalid or torn batch and later segments are deleted. Pass `i64::MAX` after a
     /// clean shutdown and 0 when unknown. `now_ms` is the injected clock.
+    ///
+    /// The leader-epoch cache is then made to agree with the recovered batches: rebuilt from
+    /// them when its file is missing or unreadable, cut where it points beyond the log end,
+    /// and trimmed to the log start.
     pub fn open(
         dir: &Path,
         config: LogConfig,
@@ -390,6 +471,7 @@ impl Log {
             sync_dir(dir)?;
         }
 
+        let epochs = load_leader_epochs(dir, &segments, log_start_offset, recovery_point)?;
         let size_bytes = segments.iter().map(|s| s.size).sum();
         let recovery_point = segments.last().map_or(0, |s| s.next_offset);
         Ok(Log {
@@ -400,6 +482,7 @@ impl Log {
             recovery_point,
             size_bytes,
             unsynced_dir_since: None,
+            epochs,
         })
     }
 
@@ -491,7 +574,8 @@ impl Log {
 
     /// Appends one or more v2 batches exactly as a producer sent them, assigning offsets.
     /// See [`Log::append_with_leader_epoch`]; this variant leaves the partition leader epoch
-    /// as sent.
+    /// as sent and does not touch the leader-epoch cache, since a producer's epoch field
+    /// means nothing to this log.
     pub fn append(&mut self, records: &mut [u8], now_ms: i64) -> Result<AppendInfo, StorageError> {
         self.append_inner(records, None, now_ms)
     }
@@ -500,6 +584,11 @@ impl Log {
     /// writes nothing), rewrites base offsets in place (and the timestamp for LogAppendTime,
     /// and the partition leader epoch), rolls a segment if due, and writes the whole request
     /// with one positional write. Per-batch work only: header checks and CRC.
+    ///
+    /// When `leader_epoch` is newer than the cache's latest epoch, the entry
+    /// (`leader_epoch`, first offset of the append) is written to `leader-epoch-checkpoint`
+    /// before the records, so the file never lacks the epoch of a record on disk; an entry
+    /// whose records a crash took back is dropped by [`Log::open`].
     pub fn append_with_leader_epoch(
         &mut self,
         records: &mut [u8],
@@ -559,7 +648,7 @@ impl Log {
         }
         let first_offset = self.log_end_offset();
         let last_offset = first_offset + offsets - 1;
-        self.maybe_roll(records.len(), last_offset, now_ms)?;
+        self.maybe_roll(records.len(), first_offset, last_offset, now_ms)?;
 
         let log_append_time =
             (self.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
@@ -588,9 +677,23 @@ impl Log {
             next = header.last_offset() + 1;
         }
 
+        // The cache is copied only when it changes, which is once per epoch, not per append.
+        let epochs_before = match leader_epoch {
+            Some(epoch) if self.epochs.is_new_epoch(epoch) => {
+                let before = self.epochs.entries().to_vec();
+                self.epochs.assign(epoch, first_offset);
+                self.persist_epochs_or_restore(before.clone())?;
+                Some(before)
+            }
+            _ => None,
+        };
         let limits = limits(&self.config);
-        self.active_mut()
-            .append(records, &batches, now_ms, &limits)?;
+        if let Err(e) = self.active_mut().append(records, &batches, now_ms, &limits) {
+            if let Some(before) = epochs_before {
+                self.restore_epochs(before);
+            }
+            return Err(e);
+        }
         self.size_bytes += records.len() as u64;
         Ok(AppendInfo {
             first_offset,
@@ -604,38 +707,98 @@ impl Log {
         })
     }
 
-    /// Rolls before an append of `bytes` ending at `last_offset` if the active segment is
-    /// full (bytes or index), too old, or the offsets would not fit its 32-bit index.
+    /// Writes the leader-epoch cache after a change; if that fails, puts `before` back so
+    /// memory keeps matching what the file may still say.
+    fn persist_epochs_or_restore(&mut self, before: Vec<EpochEntry>) -> Result<(), StorageError> {
+        if let Err(e) = self.epochs.persist() {
+            self.epochs = LeaderEpochCache::new(self.epochs.path().to_path_buf(), before);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Undoes epochs assigned ahead of records whose write failed. The file may keep the
+    /// extra entries if rewriting it fails too; they start beyond the log end, so the next
+    /// open drops them.
+    fn restore_epochs(&mut self, before: Vec<EpochEntry>) {
+        if self.epochs.entries() == before.as_slice() {
+            return;
+        }
+        self.epochs = LeaderEpochCache::new(self.epochs.path().to_path_buf(), before);
+        if let Err(e) = self.epochs.persist() {
+            tracing::warn!(path = %self.epochs.path().display(), error = %e,
+                "could not roll back the leader-epoch cache; the next open trims it");
+        }
+    }
+
+    /// Applies a raised log start offset to the leader-epoch cache (Kafka's
+    /// `truncateFromStart`), rewriting the file if an entry moved.
+    fn trim_epochs_to_log_start(&mut self) -> Result<(), StorageError> {
+        if self.epochs.truncate_from_start(self.log_start_offset) {
+            self.epochs.persist()?;
+        }
+        Ok(())
+    }
+
+    /// Rolls before an append of `bytes` covering `[first_offset, last_offset]` if the
+    /// active segment is full (bytes or index), too old, or the offsets would not fit its
+    /// 32-bit index. The new segment starts at `first_offset`, which is the log end offset
+    /// for a leader and may lie past it for a follower copying a compacted log.
     fn maybe_roll(
         &mut self,
         bytes: usize,
+        first_offset: i64,
         last_offset: i64,
         now_ms: i64,
     ) -> Result<(), StorageError> {
         let limits = limits(&self.config);
         let seg = self.active();
-        if seg.is_empty() {
-            return Ok(());
-        }
-        let due = seg.size + bytes as u64 > self.config.segment_bytes
-            || seg
-                .rolling_base_ms
-                .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.segment_ms)
-            || last_offset - seg.base_offset > i64::from(i32::MAX)
-            || seg.index_full(&limits);
-        if due {
-            self.roll()?;
+        let offsets_fit = last_offset - seg.base_offset <= i64::from(i32::MAX);
+        let due = !seg.is_empty()
+            && (seg.size + bytes as u64 > self.config.segment_bytes
+                || seg
+                    .rolling_base_ms
+                    .is_some_and(|t| now_ms.saturating_sub(t) >= self.config.segment_ms)
+                || seg.index_full(&limits));
+        if due || !offsets_fit {
+            self.roll_to(first_offset)?;
         }
         Ok(())
     }
 
     /// Starts a new active segment at the log end offset (no-op if the active one is empty).
     fn roll(&mut self) -> Result<(), StorageError> {
+        let base = self.log_end_offset();
+        self.roll_to(base)
+    }
+
+    /// Starts a new active segment at `base` (at or above the log end offset). An empty
+    /// active segment is replaced rather than kept, since it holds nothing and a reopen
+    /// would not know its range; if it was the only one, the log start moves to `base`
+    /// as a reopen would put it.
+    fn roll_to(&mut self, base: i64) -> Result<(), StorageError> {
+        debug_assert!(base >= self.log_end_offset());
         if self.active().is_empty() {
+            if self.active().base_offset == base {
+                return Ok(());
+            }
+            let seg = Segment::create(&self.dir, base)?;
+            if let Err(e) = self.active().delete_files() {
+                if let Err(undo) = seg.delete_files() {
+                    tracing::warn!(error = %undo, "could not remove a segment never used");
+                }
+                return Err(e);
+            }
+            let last = self.segments.len() - 1;
+            self.segments[last] = seg;
+            self.unsynced_dir_since = Some(base);
+            if last == 0 {
+                self.log_start_offset = self.log_start_offset.max(base);
+                self.trim_epochs_to_log_start()?;
+            }
             return Ok(());
         }
         let limits = limits(&self.config);
-        let base = self.log_end_offset();
         self.active_mut().seal(&limits)?;
         let seg = Segment::create(&self.dir, base)?;
         tracing::debug!(dir = %self.dir.display(), base_offset = base, "rolled segment");
@@ -848,7 +1011,7 @@ impl Log {
     /// `retention.bytes` (while the log stays at or above the limit without the segment).
     /// The active segment is never deleted in place: when it is itself expired (and
     /// non-empty) it is rolled first, so the log start offset becomes the log end offset, as
-    /// in Kafka.
+    /// in Kafka. A raised log start trims the leader-epoch cache like DeleteRecords does.
     pub fn apply_retention(&mut self, now_ms: i64) -> Result<RetentionOutcome, StorageError> {
         let mut outcome = RetentionOutcome::default();
         // Log-start breach: non-active segments whose successor starts at or below it.
@@ -918,12 +1081,13 @@ impl Log {
             outcome.deleted_bytes += seg.size;
         }
         self.log_start_offset = self.log_start_offset.max(self.segments[0].base_offset);
-        Ok(())
+        self.trim_epochs_to_log_start()
     }
 
     /// DeleteRecords: raises the log start offset to `offset` (persisted in
     /// [`LOG_START_OFFSET_FILE`] before anything is deleted) and deletes segments entirely
-    /// below it. Returns the new log start offset (the low watermark).
+    /// below it. The leader-epoch entry covering `offset` then starts there, and earlier
+    /// ones are dropped. Returns the new log start offset (the low watermark).
     pub fn delete_records_before(&mut self, offset: i64) -> Result<i64, StorageError> {
         let log_end = self.log_end_offset();
         if offset > log_end || offset < 0 {

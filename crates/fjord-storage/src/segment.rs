@@ -337,6 +337,73 @@ impl Segment {
         Ok(())
     }
 
+    /// Log truncation: drops the batches from `position` on (a batch boundary; `cut_offset`
+    /// is the base offset of the batch there, or `i64::MAX` when `position` is the end) and
+    /// leaves the segment ready to be the active one, with its exact next offset.
+    ///
+    /// Crash-safe by ordering: the index files are cut and synced before the log file, since
+    /// indexes shorter than their log are still valid (a reopen scans the tail past the last
+    /// entry) while entries pointing past the log are not all detectable (a time-index entry
+    /// beyond the end would hide the segment from timestamp lookups). The log file is synced
+    /// before returning.
+    pub(crate) fn cut(
+        &mut self,
+        position: u64,
+        cut_offset: i64,
+        limits: &IndexLimits,
+    ) -> Result<(), StorageError> {
+        debug_assert!(position <= self.size);
+        let base = self.base_offset;
+        let keep_offsets = self
+            .offset_index
+            .partition_point(|e| u64::from(e.position) < position);
+        let keep_times = self
+            .time_index
+            .partition_point(|e| base + i64::from(e.relative_offset) < cut_offset);
+        self.offset_index.truncate(keep_offsets);
+        self.time_index.truncate(keep_times);
+        let files = self.ensure_index_files()?;
+        let (off_file, time_file) = (files.offset.clone(), files.time.clone());
+        // Pending entries are rewritten below, so the disk may be shorter than memory.
+        self.offset_entries_on_disk = self.offset_entries_on_disk.min(keep_offsets);
+        self.time_entries_on_disk = self.time_entries_on_disk.min(keep_times);
+        off_file
+            .set_len((self.offset_entries_on_disk * index::OFFSET_ENTRY_LEN) as u64)
+            .ctx(IoVerb::Truncate, &self.index_path)?;
+        time_file
+            .set_len((self.time_entries_on_disk * index::TIME_ENTRY_LEN) as u64)
+            .ctx(IoVerb::Truncate, &self.time_index_path)?;
+        self.sync_index_files()?;
+
+        self.truncate_to(position)?;
+        self.log.sync_data().ctx(IoVerb::Sync, &self.log_path)?;
+
+        // Next offset, max timestamp and the index-interval count follow from the last
+        // index entry kept and a header scan of the batches after it, as after a reopen.
+        self.max_timestamp = self
+            .time_index
+            .last()
+            .map(|e| (e.timestamp, base + i64::from(e.relative_offset)));
+        if let Some(stop) = self.scan_tail(limits)? {
+            // Data this log wrote itself no longer parses: keep the valid prefix, as
+            // recovery would.
+            tracing::warn!(segment = %self.log_path.display(), position = stop.position,
+                reason = %stop.reason, "truncating log at invalid batch");
+            self.truncate_to(stop.position)?;
+            self.rebuild(false, limits)?;
+            self.rewrite_index_files()?;
+            self.log.sync_data().ctx(IoVerb::Sync, &self.log_path)?;
+        } else {
+            self.append_index_tails()?;
+        }
+        self.sync_index_files()?;
+        if self.is_empty() {
+            self.rolling_base_ms = None;
+            self.max_timestamp = None;
+        }
+        Ok(())
+    }
+
     /// Forgets the in-memory indexes and per-batch state, before a rescan from the start.
     pub(crate) fn reset_indexes(&mut self) {
         self.offset_index.clear();
