@@ -52,9 +52,11 @@ pub(crate) fn topic_error(e: &TopicError) -> ResponseError {
         }
         TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
         TopicError::ReplicaAssignmentUnsupported => ResponseError::InvalidRequest,
-        TopicError::Config(ConfigError::UnknownKey(_) | ConfigError::InvalidValue { .. }) => {
-            ResponseError::InvalidConfig
-        }
+        TopicError::Config(
+            ConfigError::UnknownKey(_)
+            | ConfigError::InvalidValue { .. }
+            | ConfigError::Inconsistent { .. },
+        ) => ResponseError::InvalidConfig,
         TopicError::Storage(fjord_storage::StorageError::InvalidConfig(_)) => {
             ResponseError::InvalidConfig
         }
