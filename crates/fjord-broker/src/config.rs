@@ -199,6 +199,8 @@ pub struct BrokerConfig {
     pub unclean_leader_election_enable: bool,
     /// `broker.rack`: registered with the controller, which spreads replicas over racks.
     pub broker_rack: Option<String>,
+    /// `cluster.id`: the id `meta.properties` must carry (Kafka's `kafka-storage format -t`).
+    pub cluster_id: Option<String>,
     /// Cluster mode: `None` without `process.roles` (a single-node cluster).
     pub cluster: Option<ClusterConfig>,
     /// The keys that were set explicitly, for DescribeConfigs' STATIC_BROKER_CONFIG source.
@@ -257,6 +259,7 @@ impl Default for BrokerConfig {
             listener_security_protocol_map: default_protocol_map(),
             unclean_leader_election_enable: false,
             broker_rack: None,
+            cluster_id: None,
             cluster: None,
             explicit: BTreeMap::new(),
             dynamic_default: BTreeMap::new(),
@@ -288,7 +291,6 @@ const KNOWN_NOT_ACTED_ON: &[&str] = &[
     "delete.topic.enable",
     "compression.type",
     "replica.lag.time.max.ms",
-    "cluster.id",
 ];
 
 /// Every key [`BrokerConfig::from_properties`] acts on.
@@ -349,6 +351,7 @@ const ACTED_ON: &[&str] = &[
     "metadata.log.dir",
     "unclean.leader.election.enable",
     "broker.rack",
+    "cluster.id",
 ];
 
 /// Keys that only mean something in cluster mode; setting one without `process.roles` is
@@ -539,6 +542,16 @@ impl BrokerConfig {
         }
         if let Some((_, v)) = get("broker.rack") {
             config.broker_rack = (!v.is_empty()).then(|| v.to_string());
+        }
+        if let Some((k, v)) = get("cluster.id") {
+            if v.is_empty()
+                || !v
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(invalid(k, v, "expected letters, digits, `-` and `_`"));
+            }
+            config.cluster_id = Some(v.to_string());
         }
         check_listener_protocols(&config)?;
         config.cluster = parse_cluster(props, &config)?;
@@ -880,6 +893,36 @@ fn parse_cluster(
         request_timeout_ms: ms("controller.quorum.request.timeout.ms", 2000)?,
         metadata_log_dir,
     }))
+}
+
+impl BrokerConfig {
+    /// The cluster id every node of the cluster must agree on: `cluster.id` when set, else
+    /// (in cluster mode) one derived from the voter ids, which every node is configured
+    /// with. A single node without `cluster.id` keeps the random id of its first start.
+    pub fn cluster_id(&self) -> Option<String> {
+        self.cluster_id.clone().or_else(|| {
+            self.cluster
+                .as_ref()
+                .map(|c| derived_cluster_id(c.voters.iter().map(|v| v.id)))
+        })
+    }
+}
+
+/// A cluster id from the voter ids (FNV-1a, 128 bits, printed as Kafka prints ids). Only the
+/// ids are used: each node may reach the voters at different addresses (proxies, NAT).
+fn derived_cluster_id(voter_ids: impl Iterator<Item = i32>) -> String {
+    let mut ids: Vec<i32> = voter_ids.collect();
+    ids.sort_unstable();
+    let text = format!(
+        "fjord-cluster:{}",
+        ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+    );
+    let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    for byte in text.bytes() {
+        hash ^= u128::from(byte);
+        hash = hash.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
+    }
+    crate::log_manager::base64_url(&hash.to_be_bytes())
 }
 
 /// The directory of the metadata log inside `metadata.log.dir`, named as Kafka names it so

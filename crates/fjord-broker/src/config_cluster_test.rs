@@ -212,3 +212,34 @@ fn every_listener_needs_a_plaintext_protocol() {
     let err = BrokerConfig::from_properties(&props).unwrap_err();
     assert!(err.to_string().contains("only PLAINTEXT"), "{err}");
 }
+
+#[test]
+fn every_node_of_a_cluster_derives_the_same_cluster_id() {
+    let (a, _) = BrokerConfig::from_properties(&kraft(&[])).unwrap();
+    let (b, _) = BrokerConfig::from_properties(&kraft(&[
+        ("node.id", "3"),
+        (
+            "controller.quorum.voters",
+            "3@127.0.0.1:7003,1@127.0.0.1:7001,2@127.0.0.1:7002",
+        ),
+        (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:9093,CONTROLLER://127.0.0.1:7003",
+        ),
+        ("advertised.listeners", "PLAINTEXT://127.0.0.1:9093"),
+    ]))
+    .unwrap();
+    let id = a.cluster_id().unwrap();
+    assert_eq!(b.cluster_id().unwrap(), id);
+    assert_eq!(id.len(), 22, "{id}");
+    let (other, _) = BrokerConfig::from_properties(&kraft(&[(
+        "controller.quorum.voters",
+        "1@127.0.0.1:9101,2@127.0.0.1:9102,4@127.0.0.1:9104",
+    )]))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(other.cluster_id().unwrap(), id);
+    let (named, _) =
+        BrokerConfig::from_properties(&kraft(&[("cluster.id", "MkU3OEVBNTcwNTJENDM2Qk")])).unwrap();
+    assert_eq!(named.cluster_id().unwrap(), "MkU3OEVBNTcwNTJENDM2Qk");
+    assert_eq!(BrokerConfig::default().cluster_id(), None);
+}

@@ -62,5 +62,7 @@ pub(crate) fn topic_error(e: &TopicError) -> ResponseError {
         }
         TopicError::Storage(e) => storage_error(e),
         TopicError::Persist(_) => ResponseError::KafkaStorageError,
+        TopicError::Partition(e) => partition_error(e),
+        TopicError::ManagedByController => ResponseError::InvalidRequest,
     }
 }

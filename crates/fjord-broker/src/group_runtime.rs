@@ -176,7 +176,7 @@ pub fn start(
         offsets_topic_num_partitions: existing
             .as_ref()
             .map_or(config.offsets_topic_num_partitions, |topic| {
-                topic.partitions.len() as i32
+                topic.partition_count()
             }),
         ..config.group.clone()
     };
@@ -393,7 +393,7 @@ impl Runtime {
             .ok_or(ResponseError::CoordinatorNotAvailable.code())?;
         let topic = ensure_offsets_topic(&logs, self.config.offsets_topic_num_partitions)
             .map_err(|_| ResponseError::CoordinatorNotAvailable.code())?;
-        let index = partition_for_group(group_id, topic.partitions.len() as i32);
+        let index = partition_for_group(group_id, topic.partition_count());
         let partition = topic
             .partition(index)
             .cloned()

@@ -370,7 +370,7 @@ pub async fn collect(broker: &Broker) -> Snapshot {
     let mut snapshot = broker.metrics.snapshot();
     let mut end_offsets: HashMap<(&str, i32), i64> = HashMap::new();
     for topic in &topics {
-        for partition in &topic.partitions {
+        for partition in topic.hosted() {
             snapshot.partition_count += 1;
             let read = partition.with_log(|log| {
                 Ok((

@@ -371,7 +371,7 @@ impl Runtime {
         let topic =
             ensure_transaction_state_topic(&logs, self.config.transaction_state_num_partitions)
                 .map_err(|_| ResponseError::CoordinatorNotAvailable.code())?;
-        let index = partition_for_transactional_id(transactional_id, topic.partitions.len() as i32);
+        let index = partition_for_transactional_id(transactional_id, topic.partition_count());
         let partition = topic
             .partition(index)
             .cloned()

@@ -79,7 +79,7 @@ pub(crate) fn handle(
                         .read()
                         .unwrap_or_else(|p| p.into_inner())
                         .clone();
-                    (topic.partitions.len() as i32, config, Some(topic.id))
+                    (topic.partition_count(), config, Some(topic.id))
                 })
                 .map_err(|e| (topic_error(&e), e.to_string()))
         };

@@ -204,8 +204,7 @@ fn topic_metadata(
         AUTHORIZED_OPERATIONS_OMITTED
     };
     t.partitions = topic
-        .partitions
-        .iter()
+        .hosted()
         .map(|p| {
             let mut m = MetadataResponsePartition::default();
             m.partition_index = p.index;
