@@ -1,0 +1,518 @@
+//! Three `fjord server` processes in cluster mode (Kafka's KRaft keys through the testkit's
+//! `Cluster`), checked with librdkafka and raw protocol requests: the cluster forms and
+//! reports its brokers and active controller, topics spread their leaders over the brokers
+//! and serve produce, fetch and a consumer group across them, requests at the wrong broker
+//! are refused the way Kafka refuses them, a new active controller takes over after a
+//! kill -9, and topics with more than one replica are refused until replication exists.
+
+mod common;
+#[path = "common/groups.rs"]
+#[allow(dead_code)]
+mod group_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::raw::{fetch_request, topic_name, RawConnection};
+use common::*;
+use fjord_testkit::{wait_until, Cluster};
+use group_support::*;
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    DescribeClusterRequest, DescribeClusterResponse, FindCoordinatorRequest, GroupId,
+    MetadataRequest, MetadataResponse, OffsetFetchRequest, ProduceRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::admin::{NewTopic, TopicReplication};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+const NODES: u32 = 3;
+const PARTITIONS: i32 = 6;
+const RECORDS: usize = 3000;
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Kafka error codes the tests expect.
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const NOT_COORDINATOR: i16 = 16;
+const FENCED_LEADER_EPOCH: i16 = 74;
+const UNKNOWN_LEADER_EPOCH: i16 = 75;
+
+/// Settings for fast tests: quick heartbeats and fencing, no initial rebalance delay, few
+/// offsets partitions.
+const CLUSTER_OVERRIDES: &[(&str, &str)] = &[
+    ("broker.heartbeat.interval.ms", "500"),
+    ("broker.session.timeout.ms", "4000"),
+    ("controller.quorum.election.timeout.ms", "1000"),
+    ("group.initial.rebalance.delay.ms", "0"),
+    ("offsets.topic.num.partitions", "6"),
+    ("transaction.state.log.num.partitions", "6"),
+];
+
+/// Metadata v12 (all topics when `topics` is `None`) over a raw connection.
+fn raw_metadata(address: SocketAddr, topics: Option<&[&str]>) -> MetadataResponse {
+    let request = MetadataRequest::default()
+        .with_topics(topics.map(|names| {
+            names
+                .iter()
+                .map(|n| {
+                    kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                        .with_name(Some(topic_name(n)))
+                })
+                .collect()
+        }))
+        .with_allow_auto_topic_creation(false);
+    RawConnection::connect(address).request(&request, 12)
+}
+
+/// DescribeCluster v1 over a raw connection (librdkafka's admin API has no DescribeCluster).
+fn raw_describe_cluster(address: SocketAddr) -> DescribeClusterResponse {
+    RawConnection::connect(address).request(&DescribeClusterRequest::default(), 1)
+}
+
+/// Whether every running node's metadata lists `count` brokers.
+fn lists_brokers(cluster: &Cluster, count: usize) -> bool {
+    (1..=cluster.node_count())
+        .filter(|n| cluster.is_running(*n))
+        .all(|n| {
+            let address = cluster.node(n).bootstrap_address;
+            std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_ok()
+                && raw_metadata(address, Some(&[])).brokers.len() == count
+        })
+}
+
+fn start_cluster() -> Cluster {
+    let mut builder = Cluster::builder(fjord_bin()).nodes(NODES);
+    for (key, value) in CLUSTER_OVERRIDES {
+        builder = builder.override_config(*key, *value);
+    }
+    builder
+        .ready_when(START_TIMEOUT, |cluster| {
+            lists_brokers(cluster, NODES as usize)
+        })
+        .start()
+        .unwrap_or_else(|e| panic!("cluster did not start: {e:#}"))
+}
+
+/// `bootstrap.servers` of every node except `node`.
+fn bootstrap_without(cluster: &Cluster, node: u32) -> String {
+    (1..=cluster.node_count())
+        .filter(|n| *n != node)
+        .map(|n| cluster.node(n).bootstrap_address.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The partition leaders of `topic` from a raw Metadata to `address`: index to (leader,
+/// leader epoch).
+fn leaders(address: SocketAddr, topic: &str) -> BTreeMap<i32, (i32, i32)> {
+    let metadata = raw_metadata(address, Some(&[topic]));
+    let t = &metadata.topics[0];
+    assert_eq!(t.error_code, 0, "metadata of {topic}: {t:?}");
+    t.partitions
+        .iter()
+        .map(|p| (p.partition_index, (p.leader_id.0, p.leader_epoch)))
+        .collect()
+}
+
+/// CreateTopics through a fresh librdkafka admin client (so its metadata, and with it the
+/// controller it sends to, is current), bounded by `timeout`.
+fn try_create_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    replication: i32,
+    timeout: Duration,
+) -> Result<Result<String, (String, RDKafkaErrorCode)>, rdkafka::error::KafkaError> {
+    let admin = admin(bootstrap);
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+    let options = rdkafka::admin::AdminOptions::new()
+        .request_timeout(Some(timeout))
+        .operation_timeout(Some(timeout));
+    let mut results = futures::executor::block_on(admin.create_topics([&new_topic], &options))?;
+    Ok(results.pop().expect("one result"))
+}
+
+fn create_topic_result(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    replication: i32,
+) -> Result<String, (String, RDKafkaErrorCode)> {
+    try_create_topic(bootstrap, topic, partitions, replication, CALL_TIMEOUT)
+        .expect("CreateTopics request")
+}
+
+/// Records spread round-robin over the partitions.
+fn records_round_robin(count: usize, seed: u64) -> Vec<TestRecord> {
+    let mut records = generate_records(count, seed, now_ms() - 60_000);
+    for (i, record) in records.iter_mut().enumerate() {
+        record.partition = Some((i % PARTITIONS as usize) as i32);
+    }
+    records
+}
+
+fn produce_acks_all(bootstrap: &str, topic: &str, records: &[TestRecord]) -> Vec<(i32, i64)> {
+    produce_ok(
+        bootstrap,
+        topic,
+        records,
+        &[
+            ("acks", "all"),
+            ("linger.ms", "5"),
+            ("batch.num.messages", "500"),
+        ],
+        Duration::from_secs(60),
+    )
+}
+
+fn all_partitions_from_start() -> Vec<(i32, Offset)> {
+    (0..PARTITIONS).map(|p| (p, Offset::Beginning)).collect()
+}
+
+#[test]
+fn three_nodes_form_a_cluster_that_serves_topics_and_groups_across_brokers() {
+    let started = Instant::now();
+    let cluster = start_cluster();
+    let bootstrap = cluster.bootstrap();
+    eprintln!("cluster ready after {:?}", started.elapsed());
+
+    // Metadata through librdkafka: three brokers at the nodes' PLAINTEXT addresses.
+    let consumer = consumer(&bootstrap);
+    let metadata = consumer
+        .fetch_metadata(None, CALL_TIMEOUT)
+        .expect("fetch metadata");
+    let brokers: BTreeMap<i32, String> = metadata
+        .brokers()
+        .iter()
+        .map(|b| (b.id(), format!("{}:{}", b.host(), b.port())))
+        .collect();
+    let expected: BTreeMap<i32, String> = (1..=NODES)
+        .map(|n| (n as i32, cluster.node(n).bootstrap_address.to_string()))
+        .collect();
+    assert_eq!(brokers, expected);
+
+    // Every node agrees on the cluster id and the active controller, in Metadata and in
+    // DescribeCluster.
+    let mut cluster_ids = BTreeSet::new();
+    let mut controllers = BTreeSet::new();
+    for n in 1..=NODES {
+        let address = cluster.node(n).bootstrap_address;
+        let metadata = raw_metadata(address, None);
+        assert_eq!(metadata.brokers.len(), NODES as usize);
+        cluster_ids.insert(metadata.cluster_id.clone().expect("cluster id").to_string());
+        controllers.insert(metadata.controller_id.0);
+        let described = raw_describe_cluster(address);
+        assert_eq!(described.error_code, 0);
+        let ids: BTreeSet<i32> = described.brokers.iter().map(|b| b.broker_id.0).collect();
+        assert_eq!(ids, (1..=NODES as i32).collect());
+        for b in &described.brokers {
+            let node = cluster.node(b.broker_id.0 as u32).bootstrap_address;
+            assert_eq!(format!("{}:{}", b.host, b.port), node.to_string());
+        }
+        cluster_ids.insert(described.cluster_id.to_string());
+        controllers.insert(described.controller_id.0);
+    }
+    assert_eq!(cluster_ids.len(), 1, "cluster ids {cluster_ids:?}");
+    assert_eq!(controllers.len(), 1, "controllers {controllers:?}");
+    let controller = *controllers.first().unwrap();
+    assert!((1..=NODES as i32).contains(&controller), "{controller}");
+
+    // Replication factor 3 is refused until replication exists.
+    assert_eq!(
+        create_topic_result(&bootstrap, "replicated", 3, 3),
+        Err((
+            "replicated".to_string(),
+            RDKafkaErrorCode::InvalidReplicationFactor
+        ))
+    );
+
+    // Six partitions, one replica each: leaders on all three brokers.
+    let topic = "spread";
+    create_topic(&bootstrap, topic, PARTITIONS);
+    let led = leaders(cluster.node(1).bootstrap_address, topic);
+    assert_eq!(led.len(), PARTITIONS as usize);
+    let leader_set: BTreeSet<i32> = led.values().map(|(l, _)| *l).collect();
+    assert_eq!(leader_set, (1..=NODES as i32).collect(), "leaders {led:?}");
+
+    // 3,000 records with acks=all, read back exactly once from the three leaders.
+    let records = records_round_robin(RECORDS, 11);
+    let positions = produce_acks_all(&bootstrap, topic, &records);
+    let consumed = consume(
+        &bootstrap,
+        topic,
+        &all_partitions_from_start(),
+        RECORDS,
+        Duration::from_secs(60),
+    );
+    assert_consumed_exactly(&records, &positions, &consumed);
+
+    // A broker that does not lead a partition refuses it, with the leader as a hint (Fetch
+    // v12), and an epoch the leader has not reached yet is UNKNOWN_LEADER_EPOCH.
+    let (partition, (leader, epoch)) = led.iter().next().map(|(p, l)| (*p, *l)).unwrap();
+    let other = (1..=NODES).find(|n| *n as i32 != leader).unwrap();
+    let mut raw = RawConnection::connect(cluster.node(other).bootstrap_address);
+    let mut fetch = fetch_request(topic, 0);
+    fetch.topics[0].partitions[0].partition = partition;
+    let refused = raw.request(&fetch, 12);
+    let p = &refused.responses[0].partitions[0];
+    assert_eq!(p.error_code, NOT_LEADER_OR_FOLLOWER);
+    assert_eq!(
+        (p.current_leader.leader_id.0, p.current_leader.leader_epoch),
+        (leader, epoch)
+    );
+    let produce = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(
+                    common::raw::encode_batch(1, 10, now_ms()).freeze(),
+                ))])]);
+    let produced = raw.request(&produce, 9);
+    assert_eq!(
+        produced.responses[0].partition_responses[0].error_code,
+        NOT_LEADER_OR_FOLLOWER
+    );
+    let mut at_leader = RawConnection::connect(cluster.node(leader as u32).bootstrap_address);
+    fetch.topics[0].partitions[0].current_leader_epoch = epoch + 1;
+    let ahead = at_leader.request(&fetch, 12);
+    assert_eq!(
+        ahead.responses[0].partitions[0].error_code,
+        UNKNOWN_LEADER_EPOCH
+    );
+
+    // A consumer group across the brokers: two members share the six partitions and get
+    // every record exactly once; the coordinator is one broker, and the others refuse the
+    // group with NOT_COORDINATOR.
+    let group = "cluster-group";
+    let members: Vec<GroupMember> = ["a", "b"]
+        .iter()
+        .map(|name| GroupMember::start(&bootstrap, group, topic, name, &[], false))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while members
+        .iter()
+        .map(|m| m.state.record_count())
+        .sum::<usize>()
+        < RECORDS
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the group received {} of {RECORDS} records; assignments {:?}, errors {:?}",
+            members
+                .iter()
+                .map(|m| m.state.record_count())
+                .sum::<usize>(),
+            members.iter().map(|m| m.assignment()).collect::<Vec<_>>(),
+            members.iter().map(|m| m.state.errors()).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Linger: nothing more may arrive.
+    std::thread::sleep(Duration::from_secs(1));
+    let received: Vec<(String, Vec<(i32, i64)>)> = members
+        .iter()
+        .map(|m| (m.name.clone(), m.state.records()))
+        .collect();
+    assert_exactly_once(&positions, &received);
+    let assigned: Vec<BTreeSet<i32>> = members.iter().map(|m| m.assignment()).collect();
+    assert!(
+        assigned.iter().all(|a| !a.is_empty()),
+        "both members got partitions: {assigned:?}"
+    );
+    for member in &members {
+        member.with_consumer(Duration::from_secs(30), |c| {
+            c.commit_consumer_state(CommitMode::Sync)
+                .expect("commit offsets")
+        });
+    }
+    let find = FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_static_str(group))
+        .with_key_type(0);
+    let found = RawConnection::connect(cluster.node(1).bootstrap_address).request(&find, 3);
+    assert_eq!(found.error_code, 0, "{found:?}");
+    let coordinator = found.node_id.0;
+    assert!((1..=NODES as i32).contains(&coordinator));
+    let offset_fetch = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str(group)))
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(topic_name(topic))
+            .with_partition_indexes((0..PARTITIONS).collect())]));
+    for n in 1..=NODES {
+        let answer =
+            RawConnection::connect(cluster.node(n).bootstrap_address).request(&offset_fetch, 7);
+        if n as i32 == coordinator {
+            assert_eq!(answer.error_code, 0);
+            let committed: i64 = answer.topics[0]
+                .partitions
+                .iter()
+                .map(|p| p.committed_offset)
+                .sum();
+            assert_eq!(committed, RECORDS as i64, "{answer:?}");
+        } else {
+            assert_eq!(answer.error_code, NOT_COORDINATOR, "node {n}");
+        }
+    }
+    for member in members {
+        member.close(Duration::from_secs(30));
+    }
+    // A fresh consumer of the group resumes at the committed offsets through librdkafka.
+    let resumed = group_consumer(&bootstrap, group, "c", &[], false);
+    let mut wanted = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        wanted.add_partition(topic, p);
+    }
+    let committed = resumed
+        .committed_offsets(wanted, CALL_TIMEOUT)
+        .expect("committed offsets");
+    let total: i64 = committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            other => panic!("partition {} has {other:?}", e.partition()),
+        })
+        .sum();
+    assert_eq!(total, RECORDS as i64);
+    eprintln!("scenario done after {:?}", started.elapsed());
+}
+
+#[test]
+fn a_new_active_controller_takes_over_after_kill_9() {
+    let cluster = start_cluster();
+    let bootstrap = cluster.bootstrap();
+    let topic = "before-failover";
+    create_topic(&bootstrap, topic, PARTITIONS);
+    let records = records_round_robin(600, 21);
+    let positions = produce_acks_all(&bootstrap, topic, &records);
+
+    let active = raw_describe_cluster(cluster.node(1).bootstrap_address)
+        .controller_id
+        .0;
+    assert!((1..=NODES as i32).contains(&active));
+    let victim = active as u32;
+    let before = leaders(cluster.node(victim).bootstrap_address, topic);
+    cluster.kill(victim).expect("kill -9 the active controller");
+    let killed_at = Instant::now();
+
+    // Topic creation works again within 15 s, at a new active controller.
+    let survivors = bootstrap_without(&cluster, victim);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match try_create_topic(&survivors, "after-failover", 3, 1, Duration::from_secs(3)) {
+            Ok(Ok(_)) => break,
+            // An earlier attempt timed out on the client but went through.
+            Ok(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) if attempts > 1 => break,
+            other => assert!(
+                killed_at.elapsed() < Duration::from_secs(15),
+                "topic creation still failing {:?} after the kill ({attempts} attempts): {other:?}",
+                killed_at.elapsed()
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let recovered_in = killed_at.elapsed();
+    eprintln!("topic created {recovered_in:?} after the kill ({attempts} attempts)");
+    let survivor = (1..=NODES).find(|n| *n != victim).unwrap();
+    let new_active = raw_describe_cluster(cluster.node(survivor).bootstrap_address)
+        .controller_id
+        .0;
+    assert_ne!(new_active, active);
+    assert!((1..=NODES as i32).contains(&new_active));
+
+    // The dead broker is fenced once its session ends: the survivors stop listing it, and
+    // its partitions have no leader until it returns.
+    wait_until(Duration::from_secs(20), || lists_brokers(&cluster, 2))
+        .expect("the killed broker leaves the metadata");
+    let offline: Vec<i32> = leaders(cluster.node(survivor).bootstrap_address, topic)
+        .into_iter()
+        .filter(|(_, (leader, _))| *leader == -1)
+        .map(|(p, _)| p)
+        .collect();
+    let victims: Vec<i32> = before
+        .iter()
+        .filter(|(_, (leader, _))| *leader == active)
+        .map(|(p, _)| *p)
+        .collect();
+    assert_eq!(offline, victims);
+
+    // Back after a restart: it registers again, leads its partitions at a newer epoch, and
+    // every acknowledged record is still there exactly once.
+    cluster.restart(victim).expect("restart the killed node");
+    wait_until(Duration::from_secs(30), || {
+        lists_brokers(&cluster, NODES as usize)
+    })
+    .expect("the restarted broker is listed again");
+    let mut after = BTreeMap::new();
+    wait_until(Duration::from_secs(20), || {
+        after = leaders(cluster.node(survivor).bootstrap_address, topic);
+        after.values().all(|(l, _)| *l != -1)
+    })
+    .expect("every partition has a leader again");
+    for p in &victims {
+        assert_eq!(
+            after[p].0, active,
+            "partition {p} returns to its only replica"
+        );
+        assert!(
+            after[p].1 > before[p].1,
+            "partition {p} has a newer leader epoch"
+        );
+    }
+    let consumed = consume(
+        &cluster.bootstrap(),
+        topic,
+        &all_partitions_from_start(),
+        records.len(),
+        Duration::from_secs(60),
+    );
+    assert_consumed_exactly(&records, &positions, &consumed);
+    // A client still at the old epoch is fenced.
+    let p = victims[0];
+    let mut fetch = fetch_request(topic, 0);
+    fetch.topics[0].partitions[0].partition = p;
+    fetch.topics[0].partitions[0].current_leader_epoch = before[&p].1;
+    let fenced = RawConnection::connect(cluster.node(victim).bootstrap_address).request(&fetch, 12);
+    assert_eq!(
+        fenced.responses[0].partitions[0].error_code,
+        FENCED_LEADER_EPOCH
+    );
+    // The topic created meanwhile is usable from the whole cluster.
+    assert_clients_work(&cluster.bootstrap(), "after-failover");
+}
+
+#[test]
+fn a_broker_only_node_is_refused_with_the_reason() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let output = std::process::Command::new(fjord_bin())
+        .args([
+            "server",
+            "--override",
+            "process.roles=broker",
+            "--override",
+            "node.id=1",
+            "--override",
+            "controller.quorum.voters=2@127.0.0.1:1",
+            "--override",
+            "controller.listener.names=CONTROLLER",
+            "--override",
+            "listeners=PLAINTEXT://127.0.0.1:0",
+            "--override",
+        ])
+        .arg(format!("log.dirs={}", data.path().display()))
+        .output()
+        .expect("run fjord server");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("process.roles") && stderr.contains("broker-only node is not supported"),
+        "{stderr}"
+    );
+}
