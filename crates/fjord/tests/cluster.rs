@@ -26,8 +26,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{NewTopic, TopicReplication};
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 const NODES: u32 = 3;
@@ -486,6 +489,126 @@ fn a_new_active_controller_takes_over_after_kill_9() {
     );
     // The topic created meanwhile is usable from the whole cluster.
     assert_clients_work(&cluster.bootstrap(), "after-failover");
+}
+
+/// Values read by a consumer at `isolation` from every partition of `topic`, until `quiet`
+/// passes without one.
+fn read_values(bootstrap: &str, topic: &str, isolation: &str, quiet: Duration) -> Vec<String> {
+    let consumer: BaseConsumer = consumer_config(bootstrap)
+        .set("isolation.level", isolation)
+        .create()
+        .expect("create consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("add partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = Instant::now();
+    let mut out = Vec::new();
+    while Instant::now() < deadline && last.elapsed() < quiet {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                out.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+                last = Instant::now();
+            }
+            Some(Err(e)) => panic!("consumer error: {e}"),
+            None => {}
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn transactions_commit_and_abort_across_brokers() {
+    let cluster = start_cluster();
+    let bootstrap = cluster.bootstrap();
+    let topic = "tx-spread";
+    create_topic(&bootstrap, topic, PARTITIONS);
+    let leader_set: BTreeSet<i32> = leaders(cluster.node(1).bootstrap_address, topic)
+        .values()
+        .map(|(l, _)| *l)
+        .collect();
+    assert_eq!(leader_set.len(), NODES as usize);
+
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("transactional.id", "cluster-tx")
+        .set("linger.ms", "5")
+        .create()
+        .expect("create transactional producer");
+    producer
+        .init_transactions(Duration::from_secs(30))
+        .expect("init_transactions");
+    let send = |prefix: &str| -> Vec<String> {
+        let values: Vec<String> = (0..60).map(|i| format!("{prefix}-{i:02}")).collect();
+        for (i, v) in values.iter().enumerate() {
+            producer
+                .send(
+                    BaseRecord::<str, str>::to(topic)
+                        .partition(i as i32 % PARTITIONS)
+                        .key(v)
+                        .payload(v),
+                )
+                .map_err(|(e, _)| e)
+                .expect("enqueue");
+        }
+        producer.flush(Duration::from_secs(30)).expect("flush");
+        values
+    };
+    producer.begin_transaction().expect("begin");
+    let committed = send("a");
+    producer.commit_transaction(CALL_TIMEOUT).expect("commit a");
+    producer.begin_transaction().expect("begin");
+    let aborted = send("b");
+    producer.abort_transaction(CALL_TIMEOUT).expect("abort b");
+
+    // A consume-transform-produce step: the group's offsets commit with the transaction,
+    // through the group's coordinator, wherever it is.
+    let group = "cluster-tx-group";
+    let source = group_consumer(&bootstrap, group, "tx-reader", &[], false);
+    producer.begin_transaction().expect("begin");
+    let mut also_committed = send("c");
+    let mut offsets = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        offsets
+            .add_partition_offset(topic, p, Offset::Offset(5))
+            .expect("offset");
+    }
+    producer
+        .send_offsets_to_transaction(
+            &offsets,
+            &source.group_metadata().expect("group metadata"),
+            CALL_TIMEOUT,
+        )
+        .expect("send offsets to the transaction");
+    producer.commit_transaction(CALL_TIMEOUT).expect("commit c");
+
+    let mut expected = committed;
+    expected.append(&mut also_committed);
+    expected.sort();
+    let seen = read_values(&bootstrap, topic, "read_committed", Duration::from_secs(2));
+    assert_eq!(seen, expected, "read_committed sees a and c, not b");
+    let all = read_values(
+        &bootstrap,
+        topic,
+        "read_uncommitted",
+        Duration::from_secs(2),
+    );
+    assert_eq!(all.len(), expected.len() + aborted.len());
+
+    let mut wanted = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        wanted.add_partition(topic, p);
+    }
+    let committed_offsets = source
+        .committed_offsets(wanted, CALL_TIMEOUT)
+        .expect("committed offsets");
+    for e in committed_offsets.elements() {
+        assert_eq!(e.offset(), Offset::Offset(5), "partition {}", e.partition());
+    }
 }
 
 #[test]
