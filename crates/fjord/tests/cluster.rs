@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::raw::{fetch_request, topic_name, RawConnection};
 use common::*;
-use fjord_testkit::{wait_until, Cluster};
+use fjord_testkit::{free_ports, wait_until, Cluster, ManagedProcess};
 use group_support::*;
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -25,7 +25,7 @@ use kafka_protocol::messages::{
     MetadataRequest, MetadataResponse, OffsetFetchRequest, ProduceRequest,
 };
 use kafka_protocol::protocol::StrBytes;
-use rdkafka::admin::{NewTopic, TopicReplication};
+use rdkafka::admin::{AlterConfig, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
@@ -609,6 +609,217 @@ fn transactions_commit_and_abort_across_brokers() {
     for e in committed_offsets.elements() {
         assert_eq!(e.offset(), Offset::Offset(5), "partition {}", e.partition());
     }
+}
+
+/// The partition directories of `topic` in node `node`'s data directory.
+fn partition_dirs(cluster: &Cluster, node: u32, topic: &str) -> BTreeSet<i32> {
+    std::fs::read_dir(cluster.node(node).data_dir)
+        .expect("list the data dir")
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let (t, p) = name.rsplit_once('-')?;
+            (t == topic).then(|| p.parse().ok()).flatten()
+        })
+        .collect()
+}
+
+#[test]
+fn topic_admin_goes_through_the_controller_to_every_broker() {
+    let cluster = start_cluster();
+    let bootstrap = cluster.bootstrap();
+    let admin = admin(&bootstrap);
+    let options = admin_options();
+
+    // Explicit replica assignments: partition 0 on broker 2, partition 1 on broker 3.
+    let assigned = NewTopic::new("assigned", 2, TopicReplication::Variable(&[&[2], &[3]]));
+    let created = futures::executor::block_on(admin.create_topics([&assigned], &options))
+        .expect("CreateTopics");
+    assert_eq!(created, vec![Ok("assigned".to_string())]);
+    let led = leaders(cluster.node(1).bootstrap_address, "assigned");
+    assert_eq!(led[&0].0, 2);
+    assert_eq!(led[&1].0, 3);
+    // Each broker has the logs of exactly the partitions it holds.
+    assert_eq!(partition_dirs(&cluster, 1, "assigned"), BTreeSet::new());
+    assert_eq!(partition_dirs(&cluster, 2, "assigned"), BTreeSet::from([0]));
+    assert_eq!(partition_dirs(&cluster, 3, "assigned"), BTreeSet::from([1]));
+    // More than one replica in an assignment is refused like a replication factor above 1.
+    let replicated = NewTopic::new("assigned-twice", 1, TopicReplication::Variable(&[&[1, 2]]));
+    let refused = futures::executor::block_on(admin.create_topics([&replicated], &options))
+        .expect("CreateTopics");
+    assert_eq!(
+        refused,
+        vec![Err((
+            "assigned-twice".to_string(),
+            RDKafkaErrorCode::InvalidReplicationFactor
+        ))]
+    );
+
+    // validate_only creates nothing.
+    let dry = NewTopic::new("dry-run", 3, TopicReplication::Fixed(1));
+    let checked = futures::executor::block_on(
+        admin.create_topics([&dry], &admin_options().validate_only(true)),
+    )
+    .expect("CreateTopics");
+    assert_eq!(checked, vec![Ok("dry-run".to_string())]);
+    assert!(raw_metadata(cluster.node(2).bootstrap_address, None)
+        .topics
+        .iter()
+        .all(|t| t.name.as_ref().map(|n| n.as_str()) != Some("dry-run")));
+
+    // CreatePartitions with an explicit replica for the new partition.
+    let grown = futures::executor::block_on(admin.create_partitions(
+        [&NewPartitions::new("assigned", 3).assign(&[&[1]])],
+        &options,
+    ))
+    .expect("CreatePartitions");
+    assert_eq!(grown, vec![Ok("assigned".to_string())]);
+    assert_eq!(
+        leaders(cluster.node(3).bootstrap_address, "assigned")[&2].0,
+        1
+    );
+    assert_eq!(partition_dirs(&cluster, 1, "assigned"), BTreeSet::from([2]));
+
+    // A topic config set through one broker is in force on every broker.
+    let altered = futures::executor::block_on(admin.alter_configs(
+        [&AlterConfig::new(ResourceSpecifier::Topic("assigned")).set("retention.ms", "123456")],
+        &options,
+    ))
+    .expect("AlterConfigs");
+    assert!(altered.iter().all(Result::is_ok), "{altered:?}");
+    for n in 1..=NODES {
+        let node_admin = admin_one(&cluster, n);
+        let described = futures::executor::block_on(
+            node_admin.describe_configs([&ResourceSpecifier::Topic("assigned")], &options),
+        )
+        .expect("DescribeConfigs");
+        let resource = described[0].as_ref().expect("topic configs");
+        let retention = resource.get("retention.ms").expect("retention.ms");
+        assert_eq!(retention.value.as_deref(), Some("123456"), "node {n}");
+    }
+
+    // A broker's dynamic config goes through the metadata image back to that broker.
+    let altered = futures::executor::block_on(admin.alter_configs(
+        [&AlterConfig::new(ResourceSpecifier::Broker(2)).set("log.retention.ms", "654321")],
+        &options,
+    ))
+    .expect("AlterConfigs");
+    assert!(altered.iter().all(Result::is_ok), "{altered:?}");
+    let described = futures::executor::block_on(
+        admin.describe_configs([&ResourceSpecifier::Broker(2)], &options),
+    )
+    .expect("DescribeConfigs");
+    let resource = described[0].as_ref().expect("broker configs");
+    let retention = resource.get("log.retention.ms").expect("log.retention.ms");
+    assert_eq!(retention.value.as_deref(), Some("654321"));
+    assert_eq!(
+        retention.source,
+        rdkafka::admin::ConfigSource::DynamicBroker
+    );
+
+    // Deleting the topic removes its logs from every broker.
+    let deleted = futures::executor::block_on(admin.delete_topics(&["assigned"], &options))
+        .expect("DeleteTopics");
+    assert_eq!(deleted, vec![Ok("assigned".to_string())]);
+    wait_until(Duration::from_secs(10), || {
+        (1..=NODES).all(|n| partition_dirs(&cluster, n, "assigned").is_empty())
+    })
+    .expect("every broker removes the deleted topic's logs");
+    let metadata = raw_metadata(cluster.node(1).bootstrap_address, Some(&["assigned"]));
+    assert_eq!(
+        metadata.topics[0].error_code, 3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+
+    // Auto-creation through Metadata goes through the controller too.
+    assert_clients_work(&bootstrap, "auto-created");
+    assert!(leaders(cluster.node(2).bootstrap_address, "auto-created").len() == 1);
+}
+
+/// An admin client that talks to node `node` only.
+fn admin_one(
+    cluster: &Cluster,
+    node: u32,
+) -> rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> {
+    admin(&cluster.node(node).bootstrap_address.to_string())
+}
+
+#[test]
+fn a_controller_only_node_votes_and_serves_no_clients() {
+    let ports = free_ports(3).expect("ports");
+    let (controller_1, plaintext_2, controller_2) = (ports[0], ports[1], ports[2]);
+    let voters = format!("1@127.0.0.1:{controller_1},2@127.0.0.1:{controller_2}");
+    let dirs = [
+        tempfile::tempdir().expect("temp dir"),
+        tempfile::tempdir().expect("temp dir"),
+    ];
+    let command = |settings: &[(&str, String)]| {
+        let mut command = std::process::Command::new(fjord_bin());
+        command
+            .arg("server")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1");
+        for (key, value) in settings {
+            command.arg("--override").arg(format!("{key}={value}"));
+        }
+        command
+    };
+    let common = |id: i32, dir: &tempfile::TempDir| {
+        vec![
+            ("node.id", id.to_string()),
+            ("controller.quorum.voters", voters.clone()),
+            ("controller.listener.names", "CONTROLLER".to_string()),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".to_string(),
+            ),
+            ("broker.heartbeat.interval.ms", "500".to_string()),
+            ("log.dirs", dir.path().display().to_string()),
+        ]
+    };
+    let controller = ManagedProcess::new("controller-only node 1");
+    let mut settings = common(1, &dirs[0]);
+    settings.push(("process.roles", "controller".to_string()));
+    settings.push((
+        "listeners",
+        format!("CONTROLLER://127.0.0.1:{controller_1}"),
+    ));
+    controller.spawn(command(&settings)).expect("spawn node 1");
+    let broker = ManagedProcess::new("node 2");
+    let mut settings = common(2, &dirs[1]);
+    settings.push(("process.roles", "broker,controller".to_string()));
+    settings.push((
+        "listeners",
+        format!("PLAINTEXT://127.0.0.1:{plaintext_2},CONTROLLER://127.0.0.1:{controller_2}"),
+    ));
+    broker.spawn(command(&settings)).expect("spawn node 2");
+    controller
+        .wait_for_line(START_TIMEOUT, |l| {
+            l.contains("fjord controller listening on CONTROLLER://")
+                .then_some(())
+        })
+        .expect("node 1 listens");
+    broker
+        .wait_for_line(START_TIMEOUT, |l| {
+            l.contains("listening on PLAINTEXT://").then_some(())
+        })
+        .expect("node 2 serves clients");
+
+    let address: SocketAddr = format!("127.0.0.1:{plaintext_2}").parse().unwrap();
+    let metadata = raw_metadata(address, None);
+    let brokers: Vec<i32> = metadata.brokers.iter().map(|b| b.node_id.0).collect();
+    assert_eq!(brokers, vec![2], "only node 2 is a broker");
+    assert!([1, 2].contains(&metadata.controller_id.0));
+    assert_clients_work(&address.to_string(), "two-voters");
+    assert!(
+        !controller.logs().contains("registered with the controller"),
+        "a controller-only node does not register as a broker"
+    );
+    broker.stop(Duration::from_secs(20)).expect("stop node 2");
+    controller
+        .stop(Duration::from_secs(20))
+        .expect("stop node 1");
+    assert!(controller.logs().contains("stopped cleanly"));
 }
 
 #[test]
