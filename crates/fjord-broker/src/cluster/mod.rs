@@ -161,6 +161,21 @@ impl ClusterNode {
         self.controller.active_controller()
     }
 
+    /// The controller id to tell clients: the active controller when it is also an
+    /// unfenced broker with an endpoint on `listener`, else (as Kafka does in KRaft mode,
+    /// because clients send admin requests to brokers, which forward them) this broker.
+    pub fn controller_id_for_clients(&self, listener: &str) -> i32 {
+        let image = self.image();
+        self.active_controller()
+            .filter(|id| {
+                image.is_unfenced(*id)
+                    && image
+                        .broker(*id)
+                        .is_some_and(|b| b.listeners.iter().any(|l| l.name == listener))
+            })
+            .unwrap_or(self.node_id)
+    }
+
     /// The epoch of this broker's registration (-1 before it registered).
     pub fn broker_epoch(&self) -> i64 {
         self.broker_epoch.load(Ordering::Acquire)

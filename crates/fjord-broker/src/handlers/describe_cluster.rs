@@ -29,7 +29,7 @@ pub(crate) fn handle(
     };
     if let Some(cluster) = &broker.cluster {
         let image = cluster.image();
-        response.controller_id = BrokerId(cluster.active_controller().unwrap_or(-1));
+        response.controller_id = BrokerId(cluster.controller_id_for_clients(ctx.listener));
         response.brokers = image
             .unfenced_brokers()
             .filter_map(|registration| {

@@ -316,7 +316,7 @@ async fn handle_cluster(
         })
         .collect();
     response.cluster_id = Some(str_bytes(broker.logs.cluster_id()));
-    response.controller_id = BrokerId(cluster.active_controller().unwrap_or(-1));
+    response.controller_id = BrokerId(cluster.controller_id_for_clients(ctx.listener));
     response.cluster_authorized_operations =
         if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
             authorized_operations(broker, ctx, Resource::Cluster, CLUSTER_OPERATIONS)
