@@ -1073,7 +1073,7 @@ impl BrokerConfig {
             .map(|(n, h, p)| format!("{n}://{h}:{p}"))
             .collect::<Vec<_>>()
             .join(",");
-        vec![
+        let mut entries = vec![
             ("advertised.listeners", advertised),
             (
                 "auto.create.topics.enable",
@@ -1178,7 +1178,53 @@ impl BrokerConfig {
                 "socket.request.max.bytes",
                 self.socket_request_max_bytes.to_string(),
             ),
-        ]
+        ];
+        if let Some(cluster) = &self.cluster {
+            let voters = cluster
+                .voters
+                .iter()
+                .map(|v| format!("{}@{}", v.id, v.address()))
+                .collect::<Vec<_>>()
+                .join(",");
+            let protocols = self
+                .listener_security_protocol_map
+                .iter()
+                .map(|(n, p)| format!("{n}:{p}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            entries.extend([
+                ("process.roles", cluster.roles.to_string()),
+                ("controller.quorum.voters", voters),
+                (
+                    "controller.listener.names",
+                    cluster.controller_listener_names.join(","),
+                ),
+                (
+                    "inter.broker.listener.name",
+                    cluster.inter_broker_listener_name.clone(),
+                ),
+                ("listener.security.protocol.map", protocols),
+                (
+                    "broker.session.timeout.ms",
+                    cluster.broker_session_timeout_ms.to_string(),
+                ),
+                (
+                    "broker.heartbeat.interval.ms",
+                    cluster.broker_heartbeat_interval_ms.to_string(),
+                ),
+                (
+                    "metadata.log.dir",
+                    cluster.metadata_log_dir.display().to_string(),
+                ),
+                (
+                    "unclean.leader.election.enable",
+                    self.unclean_leader_election_enable.to_string(),
+                ),
+                ("broker.rack", self.broker_rack.clone().unwrap_or_default()),
+            ]);
+            entries.sort_by_key(|(k, _)| *k);
+        }
+        entries
     }
 
     /// Whether `key` (or one of its unit variants) was set explicitly.

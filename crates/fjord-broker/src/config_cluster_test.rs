@@ -243,3 +243,18 @@ fn every_node_of_a_cluster_derives_the_same_cluster_id() {
     assert_eq!(named.cluster_id().unwrap(), "MkU3OEVBNTcwNTJENDM2Qk");
     assert_eq!(BrokerConfig::default().cluster_id(), None);
 }
+
+#[test]
+fn describe_lists_the_cluster_keys_in_cluster_mode_only() {
+    let (config, _) = BrokerConfig::from_properties(&kraft(&[("broker.rack", "r1")])).unwrap();
+    let described: BTreeMap<&str, String> = config.describe().into_iter().collect();
+    assert_eq!(described["process.roles"], "broker,controller");
+    assert_eq!(
+        described["controller.quorum.voters"],
+        "1@127.0.0.1:9101,2@127.0.0.1:9102,3@127.0.0.1:9103"
+    );
+    assert_eq!(described["broker.rack"], "r1");
+    assert_eq!(described["metadata.log.dir"], "/data/a");
+    let single: BTreeMap<&str, String> = BrokerConfig::default().describe().into_iter().collect();
+    assert!(!single.contains_key("process.roles"));
+}
