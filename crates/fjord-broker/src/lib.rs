@@ -357,7 +357,7 @@ async fn join_cluster(
         applied,
     )
     .await?;
-    lifecycle.wait_unfenced().await;
+    lifecycle.wait_unfenced().await?;
     let strays = logs.clone();
     match tokio::task::spawn_blocking(move || strays.remove_stray_logs()).await {
         Ok(Ok(0)) => {}

@@ -43,13 +43,19 @@ pub enum LifecycleError {
         /// Kafka's code.
         code: ErrorCode,
     },
+    /// The heartbeat task ended before the controller unfenced the broker (its registration
+    /// was refused after the controller forgot it).
+    #[error("broker {broker_id} stopped heartbeating before it was unfenced")]
+    HeartbeatsStopped {
+        /// This broker.
+        broker_id: i32,
+    },
 }
 
 /// The registration of this broker process and its heartbeat task.
 #[derive(Debug)]
 pub struct Lifecycle {
     node: Arc<ClusterNode>,
-    registration: RegisterBrokerRequest,
     fenced: watch::Receiver<bool>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
@@ -75,14 +81,13 @@ impl Lifecycle {
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(heartbeat_loop(
             node.clone(),
-            registration.clone(),
+            registration,
             applied,
             fenced_tx,
             stop_rx,
         ));
         Ok(Lifecycle {
             node,
-            registration,
             fenced,
             stop,
             task: Some(task),
@@ -90,9 +95,15 @@ impl Lifecycle {
     }
 
     /// Waits until the controller has unfenced this broker.
-    pub async fn wait_unfenced(&self) {
+    pub async fn wait_unfenced(&self) -> Result<(), LifecycleError> {
         let mut fenced = self.fenced.clone();
-        let _ = fenced.wait_for(|f| !*f).await;
+        fenced
+            .wait_for(|f| !*f)
+            .await
+            .map(|_| ())
+            .map_err(|_| LifecycleError::HeartbeatsStopped {
+                broker_id: self.node.node_id(),
+            })
     }
 
     /// Controlled shutdown: stops the heartbeats and asks the controller to fence this
@@ -101,6 +112,9 @@ impl Lifecycle {
     pub async fn shutdown(mut self, timeout: Duration) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
+            // A heartbeat may be waiting on an unreachable quorum; heartbeats are idempotent,
+            // so it is simply abandoned.
+            task.abort();
             let _ = task.await;
         }
         let node = &self.node;
@@ -128,7 +142,6 @@ impl Lifecycle {
                 "controlled shutdown: no answer from the controller within {timeout:?}; stopping anyway"
             ),
         }
-        drop(self.registration);
     }
 }
 
