@@ -110,12 +110,21 @@ fn bootstrap_without(cluster: &Cluster, node: u32) -> String {
 }
 
 /// The partition leaders of `topic` from a raw Metadata to `address`: index to (leader,
-/// leader epoch).
-fn leaders(address: SocketAddr, topic: &str) -> BTreeMap<i32, (i32, i32)> {
-    let metadata = raw_metadata(address, Some(&[topic]));
-    let t = &metadata.topics[0];
-    assert_eq!(t.error_code, 0, "metadata of {topic}: {t:?}");
-    t.partitions
+/// leader epoch). Waits (bounded) until that broker has applied at least `partitions`
+/// partitions of the topic: a change is answered once the answering broker has it, and the
+/// others follow the metadata image a moment later.
+fn leaders(address: SocketAddr, topic: &str, partitions: usize) -> BTreeMap<i32, (i32, i32)> {
+    let mut last = None;
+    wait_until(Duration::from_secs(10), || {
+        let metadata = raw_metadata(address, Some(&[topic]));
+        let t = metadata.topics[0].clone();
+        let ready = t.error_code == 0 && t.partitions.len() >= partitions;
+        last = Some(t);
+        ready
+    })
+    .unwrap_or_else(|e| panic!("metadata of {topic} at {address}: {last:?}: {e}"));
+    last.expect("read at least once")
+        .partitions
         .iter()
         .map(|p| (p.partition_index, (p.leader_id.0, p.leader_epoch)))
         .collect()
@@ -236,22 +245,22 @@ fn three_nodes_form_a_cluster_that_serves_topics_and_groups_across_brokers() {
     // Six partitions, one replica each: leaders on all three brokers.
     let topic = "spread";
     create_topic(&bootstrap, topic, PARTITIONS);
-    let led = leaders(cluster.node(1).bootstrap_address, topic);
+    let led = leaders(
+        cluster.node(1).bootstrap_address,
+        topic,
+        PARTITIONS as usize,
+    );
+    for n in 2..=NODES {
+        let seen = leaders(
+            cluster.node(n).bootstrap_address,
+            topic,
+            PARTITIONS as usize,
+        );
+        assert_eq!(seen, led, "node {n} agrees on the leaders");
+    }
     assert_eq!(led.len(), PARTITIONS as usize);
     let leader_set: BTreeSet<i32> = led.values().map(|(l, _)| *l).collect();
     assert_eq!(leader_set, (1..=NODES as i32).collect(), "leaders {led:?}");
-
-    // 3,000 records with acks=all, read back exactly once from the three leaders.
-    let records = records_round_robin(RECORDS, 11);
-    let positions = produce_acks_all(&bootstrap, topic, &records);
-    let consumed = consume(
-        &bootstrap,
-        topic,
-        &all_partitions_from_start(),
-        RECORDS,
-        Duration::from_secs(60),
-    );
-    assert_consumed_exactly(&records, &positions, &consumed);
 
     // A broker that does not lead a partition refuses it, with the leader as a hint (Fetch
     // v12), and an epoch the leader has not reached yet is UNKNOWN_LEADER_EPOCH.
@@ -290,14 +299,35 @@ fn three_nodes_form_a_cluster_that_serves_topics_and_groups_across_brokers() {
         UNKNOWN_LEADER_EPOCH
     );
 
-    // A consumer group across the brokers: two members share the six partitions and get
-    // every record exactly once; the coordinator is one broker, and the others refuse the
-    // group with NOT_COORDINATOR.
+    // A consumer group across the brokers: two members share the six partitions (settled
+    // before anything is produced, so no rebalance replays records) and get every record
+    // exactly once; the coordinator is one broker, and the others refuse the group with
+    // NOT_COORDINATOR.
     let group = "cluster-group";
     let members: Vec<GroupMember> = ["a", "b"]
         .iter()
         .map(|name| GroupMember::start(&bootstrap, group, topic, name, &[], false))
         .collect();
+    wait_for_stable_cover(
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+        PARTITIONS,
+        "two members share the partitions",
+        || members.iter().map(|m| m.assignment()).collect(),
+    );
+
+    // 3,000 records with acks=all, read back exactly once from the three leaders.
+    let records = records_round_robin(RECORDS, 11);
+    let positions = produce_acks_all(&bootstrap, topic, &records);
+    let consumed = consume(
+        &bootstrap,
+        topic,
+        &all_partitions_from_start(),
+        RECORDS,
+        Duration::from_secs(60),
+    );
+    assert_consumed_exactly(&records, &positions, &consumed);
+
     let deadline = Instant::now() + Duration::from_secs(90);
     while members
         .iter()
@@ -324,11 +354,6 @@ fn three_nodes_form_a_cluster_that_serves_topics_and_groups_across_brokers() {
         .map(|m| (m.name.clone(), m.state.records()))
         .collect();
     assert_exactly_once(&positions, &received);
-    let assigned: Vec<BTreeSet<i32>> = members.iter().map(|m| m.assignment()).collect();
-    assert!(
-        assigned.iter().all(|a| !a.is_empty()),
-        "both members got partitions: {assigned:?}"
-    );
     for member in &members {
         member.with_consumer(Duration::from_secs(30), |c| {
             c.commit_consumer_state(CommitMode::Sync)
@@ -400,7 +425,11 @@ fn a_new_active_controller_takes_over_after_kill_9() {
         .0;
     assert!((1..=NODES as i32).contains(&active));
     let victim = active as u32;
-    let before = leaders(cluster.node(victim).bootstrap_address, topic);
+    let before = leaders(
+        cluster.node(victim).bootstrap_address,
+        topic,
+        PARTITIONS as usize,
+    );
     cluster.kill(victim).expect("kill -9 the active controller");
     let killed_at = Instant::now();
 
@@ -434,11 +463,15 @@ fn a_new_active_controller_takes_over_after_kill_9() {
     // its partitions have no leader until it returns.
     wait_until(Duration::from_secs(20), || lists_brokers(&cluster, 2))
         .expect("the killed broker leaves the metadata");
-    let offline: Vec<i32> = leaders(cluster.node(survivor).bootstrap_address, topic)
-        .into_iter()
-        .filter(|(_, (leader, _))| *leader == -1)
-        .map(|(p, _)| p)
-        .collect();
+    let offline: Vec<i32> = leaders(
+        cluster.node(survivor).bootstrap_address,
+        topic,
+        PARTITIONS as usize,
+    )
+    .into_iter()
+    .filter(|(_, (leader, _))| *leader == -1)
+    .map(|(p, _)| p)
+    .collect();
     let victims: Vec<i32> = before
         .iter()
         .filter(|(_, (leader, _))| *leader == active)
@@ -455,7 +488,11 @@ fn a_new_active_controller_takes_over_after_kill_9() {
     .expect("the restarted broker is listed again");
     let mut after = BTreeMap::new();
     wait_until(Duration::from_secs(20), || {
-        after = leaders(cluster.node(survivor).bootstrap_address, topic);
+        after = leaders(
+            cluster.node(survivor).bootstrap_address,
+            topic,
+            PARTITIONS as usize,
+        );
         after.values().all(|(l, _)| *l != -1)
     })
     .expect("every partition has a leader again");
@@ -549,10 +586,14 @@ fn transactions_commit_and_abort_across_brokers() {
     let bootstrap = cluster.bootstrap();
     let topic = "tx-spread";
     create_topic(&bootstrap, topic, PARTITIONS);
-    let leader_set: BTreeSet<i32> = leaders(cluster.node(1).bootstrap_address, topic)
-        .values()
-        .map(|(l, _)| *l)
-        .collect();
+    let leader_set: BTreeSet<i32> = leaders(
+        cluster.node(1).bootstrap_address,
+        topic,
+        PARTITIONS as usize,
+    )
+    .values()
+    .map(|(l, _)| *l)
+    .collect();
     assert_eq!(leader_set.len(), NODES as usize);
 
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
@@ -658,13 +699,23 @@ fn topic_admin_goes_through_the_controller_to_every_broker() {
     let created = futures::executor::block_on(admin.create_topics([&assigned], &options))
         .expect("CreateTopics");
     assert_eq!(created, vec![Ok("assigned".to_string())]);
-    let led = leaders(cluster.node(1).bootstrap_address, "assigned");
+    let led = leaders(cluster.node(1).bootstrap_address, "assigned", 2);
     assert_eq!(led[&0].0, 2);
     assert_eq!(led[&1].0, 3);
-    // Each broker has the logs of exactly the partitions it holds.
-    assert_eq!(partition_dirs(&cluster, 1, "assigned"), BTreeSet::new());
-    assert_eq!(partition_dirs(&cluster, 2, "assigned"), BTreeSet::from([0]));
-    assert_eq!(partition_dirs(&cluster, 3, "assigned"), BTreeSet::from([1]));
+    // Each broker has the logs of exactly the partitions it holds (once it has applied the
+    // image: the answering broker waits for its own image only).
+    let dirs_are = |expected: [BTreeSet<i32>; 3]| {
+        wait_until(Duration::from_secs(10), || {
+            (1..=NODES).all(|n| partition_dirs(&cluster, n, "assigned") == expected[n as usize - 1])
+        })
+        .unwrap_or_else(|e| {
+            let found: Vec<_> = (1..=NODES)
+                .map(|n| partition_dirs(&cluster, n, "assigned"))
+                .collect();
+            panic!("partition directories {found:?}, expected {expected:?}: {e}")
+        })
+    };
+    dirs_are([BTreeSet::new(), BTreeSet::from([0]), BTreeSet::from([1])]);
     // More than one replica in an assignment is refused like a replication factor above 1.
     let replicated = NewTopic::new("assigned-twice", 1, TopicReplication::Variable(&[&[1, 2]]));
     let refused = futures::executor::block_on(admin.create_topics([&replicated], &options))
@@ -697,10 +748,14 @@ fn topic_admin_goes_through_the_controller_to_every_broker() {
     .expect("CreatePartitions");
     assert_eq!(grown, vec![Ok("assigned".to_string())]);
     assert_eq!(
-        leaders(cluster.node(3).bootstrap_address, "assigned")[&2].0,
+        leaders(cluster.node(3).bootstrap_address, "assigned", 3)[&2].0,
         1
     );
-    assert_eq!(partition_dirs(&cluster, 1, "assigned"), BTreeSet::from([2]));
+    dirs_are([
+        BTreeSet::from([2]),
+        BTreeSet::from([0]),
+        BTreeSet::from([1]),
+    ]);
 
     // A topic config set through one broker is in force on every broker.
     let altered = futures::executor::block_on(admin.alter_configs(
@@ -711,13 +766,18 @@ fn topic_admin_goes_through_the_controller_to_every_broker() {
     assert!(altered.iter().all(Result::is_ok), "{altered:?}");
     for n in 1..=NODES {
         let node_admin = admin_one(&cluster, n);
-        let described = futures::executor::block_on(
-            node_admin.describe_configs([&ResourceSpecifier::Topic("assigned")], &options),
-        )
-        .expect("DescribeConfigs");
-        let resource = described[0].as_ref().expect("topic configs");
-        let retention = resource.get("retention.ms").expect("retention.ms");
-        assert_eq!(retention.value.as_deref(), Some("123456"), "node {n}");
+        let retention = || {
+            let described = futures::executor::block_on(
+                node_admin.describe_configs([&ResourceSpecifier::Topic("assigned")], &options),
+            )
+            .expect("DescribeConfigs");
+            let resource = described[0].as_ref().expect("topic configs");
+            resource.get("retention.ms").and_then(|e| e.value.clone())
+        };
+        wait_until(Duration::from_secs(10), || {
+            retention().as_deref() == Some("123456")
+        })
+        .unwrap_or_else(|e| panic!("node {n} has retention.ms {:?}: {e}", retention()));
     }
 
     // A broker's dynamic config goes through the metadata image back to that broker.
@@ -755,7 +815,7 @@ fn topic_admin_goes_through_the_controller_to_every_broker() {
 
     // Auto-creation through Metadata goes through the controller too.
     assert_clients_work(&bootstrap, "auto-created");
-    assert!(leaders(cluster.node(2).bootstrap_address, "auto-created").len() == 1);
+    assert!(leaders(cluster.node(2).bootstrap_address, "auto-created", 1).len() == 1);
 }
 
 /// An admin client that talks to node `node` only.
