@@ -6,7 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use fjord_controller::Voter;
 
 use crate::topic_config::ConfigSource;
 
@@ -26,15 +28,86 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// Keys that are each valid but contradict one another.
+    #[error("`{key}`: {reason}")]
+    Inconsistent {
+        /// The key to change.
+        key: String,
+        /// What contradicts it.
+        reason: String,
+    },
 }
 
 /// A listener as written in `listeners=NAME://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerConfig {
-    /// The listener name; also its security protocol until a protocol map exists.
+    /// The listener name; `listener.security.protocol.map` gives its security protocol.
     pub name: String,
     /// Host and port to bind; port 0 picks a free one.
     pub address: SocketAddr,
+}
+
+/// What a node runs, from Kafka's `process.roles`. Without the key a node is a single-node
+/// cluster that keeps its topics in `fjord-topics.json`; with it, metadata lives in the
+/// controller quorum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessRoles {
+    /// `broker`: serves clients and hosts partition logs.
+    pub broker: bool,
+    /// `controller`: a voter of the metadata quorum.
+    pub controller: bool,
+}
+
+impl std::fmt::Display for ProcessRoles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.broker, self.controller) {
+            (true, true) => f.write_str("broker,controller"),
+            (true, false) => f.write_str("broker"),
+            (false, true) => f.write_str("controller"),
+            (false, false) => f.write_str(""),
+        }
+    }
+}
+
+/// The settings of a node in cluster mode (`process.roles` set), validated together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// `process.roles`.
+    pub roles: ProcessRoles,
+    /// `controller.quorum.voters`.
+    pub voters: Vec<Voter>,
+    /// `controller.listener.names`: listeners that carry the quorum's traffic and are never
+    /// served to Kafka clients.
+    pub controller_listener_names: Vec<String>,
+    /// `inter.broker.listener.name`: the listener brokers use to reach each other.
+    pub inter_broker_listener_name: String,
+    /// `broker.session.timeout.ms`: a broker silent this long is fenced by the controller.
+    pub broker_session_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms`: how often the broker heartbeats to the controller.
+    pub broker_heartbeat_interval_ms: u64,
+    /// `controller.quorum.election.timeout.ms`.
+    pub election_timeout_ms: u64,
+    /// `controller.quorum.request.timeout.ms`.
+    pub request_timeout_ms: u64,
+    /// `metadata.log.dir`, else the first of `log.dirs`: where the metadata log is kept.
+    pub metadata_log_dir: PathBuf,
+}
+
+impl ClusterConfig {
+    /// The CONTROLLER listener this node binds, when it is a controller.
+    pub fn controller_listener<'a>(
+        &self,
+        listeners: &'a [ListenerConfig],
+    ) -> Option<&'a ListenerConfig> {
+        listeners
+            .iter()
+            .find(|l| self.controller_listener_names.contains(&l.name))
+    }
+
+    /// Whether `name` is a controller listener, which Kafka clients are never told about.
+    pub fn is_controller_listener(&self, name: &str) -> bool {
+        self.controller_listener_names.iter().any(|n| n == name)
+    }
 }
 
 /// Everything the single-node broker acts on, with Kafka's defaults.
@@ -119,6 +192,17 @@ pub struct BrokerConfig {
     pub log_cleaner_dedupe_buffer_size: usize,
     /// `metrics.listener` (Fjord's own key): where `GET /metrics` is served, off when `None`.
     pub metrics_listener: Option<SocketAddr>,
+    /// `listener.security.protocol.map`: listener name to security protocol.
+    pub listener_security_protocol_map: BTreeMap<String, String>,
+    /// `unclean.leader.election.enable`: whether the controller may elect an out-of-sync
+    /// replica when no in-sync one is left (the cluster default; topics may override it).
+    pub unclean_leader_election_enable: bool,
+    /// `broker.rack`: registered with the controller, which spreads replicas over racks.
+    pub broker_rack: Option<String>,
+    /// `cluster.id`: the id `meta.properties` must carry (Kafka's `kafka-storage format -t`).
+    pub cluster_id: Option<String>,
+    /// Cluster mode: `None` without `process.roles` (a single-node cluster).
+    pub cluster: Option<ClusterConfig>,
     /// The keys that were set explicitly, for DescribeConfigs' STATIC_BROKER_CONFIG source.
     pub explicit: BTreeMap<String, String>,
     /// Dynamic overrides for the cluster-wide default entity (Kafka's `<default>`), in force.
@@ -172,6 +256,11 @@ impl Default for BrokerConfig {
             log_cleaner_backoff_ms: 15_000,
             log_cleaner_dedupe_buffer_size: 134_217_728,
             metrics_listener: None,
+            listener_security_protocol_map: default_protocol_map(),
+            unclean_leader_election_enable: false,
+            broker_rack: None,
+            cluster_id: None,
+            cluster: None,
             explicit: BTreeMap::new(),
             dynamic_default: BTreeMap::new(),
             dynamic_broker: BTreeMap::new(),
@@ -181,12 +270,7 @@ impl Default for BrokerConfig {
 
 /// Kafka broker keys that are valid but that Fjord does not act on yet; setting one warns.
 const KNOWN_NOT_ACTED_ON: &[&str] = &[
-    "process.roles",
-    "controller.quorum.voters",
     "controller.quorum.bootstrap.servers",
-    "controller.listener.names",
-    "listener.security.protocol.map",
-    "inter.broker.listener.name",
     "num.network.threads",
     "num.io.threads",
     "num.recovery.threads.per.data.dir",
@@ -206,11 +290,7 @@ const KNOWN_NOT_ACTED_ON: &[&str] = &[
     "zookeeper.connection.timeout.ms",
     "delete.topic.enable",
     "compression.type",
-    "unclean.leader.election.enable",
     "replica.lag.time.max.ms",
-    "broker.rack",
-    "cluster.id",
-    "metadata.log.dir",
 ];
 
 /// Every key [`BrokerConfig::from_properties`] acts on.
@@ -259,7 +339,41 @@ const ACTED_ON: &[&str] = &[
     "log.cleaner.enable",
     "log.cleaner.backoff.ms",
     "log.cleaner.dedupe.buffer.size",
+    "process.roles",
+    "controller.quorum.voters",
+    "controller.listener.names",
+    "listener.security.protocol.map",
+    "inter.broker.listener.name",
+    "broker.session.timeout.ms",
+    "broker.heartbeat.interval.ms",
+    "controller.quorum.election.timeout.ms",
+    "controller.quorum.request.timeout.ms",
+    "metadata.log.dir",
+    "unclean.leader.election.enable",
+    "broker.rack",
+    "cluster.id",
 ];
+
+/// Keys that only mean something in cluster mode; setting one without `process.roles` is
+/// refused rather than silently ignored.
+const CLUSTER_ONLY_KEYS: &[&str] = &[
+    "controller.quorum.voters",
+    "controller.listener.names",
+    "inter.broker.listener.name",
+    "broker.session.timeout.ms",
+    "broker.heartbeat.interval.ms",
+    "controller.quorum.election.timeout.ms",
+    "controller.quorum.request.timeout.ms",
+    "metadata.log.dir",
+];
+
+/// Kafka's default `listener.security.protocol.map`.
+fn default_protocol_map() -> BTreeMap<String, String> {
+    ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+        .into_iter()
+        .map(|p| (p.to_string(), p.to_string()))
+        .collect()
+}
 
 impl BrokerConfig {
     /// Builds the configuration from Kafka-named properties. Returns the keys that are valid
@@ -420,6 +534,27 @@ impl BrokerConfig {
         if let Some((k, v)) = get("log.cleaner.dedupe.buffer.size") {
             config.log_cleaner_dedupe_buffer_size = parse_int(k, v, 1024, i64::MAX)? as usize;
         }
+        if let Some((k, v)) = get("listener.security.protocol.map") {
+            config.listener_security_protocol_map = parse_protocol_map(k, v)?;
+        }
+        if let Some((k, v)) = get("unclean.leader.election.enable") {
+            config.unclean_leader_election_enable = parse_bool(k, v)?;
+        }
+        if let Some((_, v)) = get("broker.rack") {
+            config.broker_rack = (!v.is_empty()).then(|| v.to_string());
+        }
+        if let Some((k, v)) = get("cluster.id") {
+            if v.is_empty()
+                || !v
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(invalid(k, v, "expected letters, digits, `-` and `_`"));
+            }
+            config.cluster_id = Some(v.to_string());
+        }
+        check_listener_protocols(&config)?;
+        config.cluster = parse_cluster(props, &config)?;
         if config.group_min_session_timeout_ms > config.group_max_session_timeout_ms {
             return Err(invalid(
                 "group.min.session.timeout.ms",
@@ -493,12 +628,11 @@ fn parse_listeners(key: &str, value: &str) -> Result<Vec<ListenerConfig>, Config
     let mut out = Vec::new();
     for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (name, host, port) = split_listener(key, item)?;
-        if name != "PLAINTEXT" {
-            return Err(invalid(
-                key,
-                item,
-                "only PLAINTEXT listeners are supported so far",
-            ));
+        if name.is_empty() {
+            return Err(invalid(key, item, "the listener name is empty"));
+        }
+        if out.iter().any(|l: &ListenerConfig| l.name == name) {
+            return Err(invalid(key, item, "the listener name is used twice"));
         }
         let host = match host {
             "" => "0.0.0.0",
@@ -517,6 +651,284 @@ fn parse_listeners(key: &str, value: &str) -> Result<Vec<ListenerConfig>, Config
         return Err(invalid(key, value, "no listener given"));
     }
     Ok(out)
+}
+
+/// `NAME:PROTOCOL,...`, Kafka's `listener.security.protocol.map`.
+fn parse_protocol_map(key: &str, value: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut map = BTreeMap::new();
+    for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, protocol) = item
+            .split_once(':')
+            .ok_or_else(|| invalid(key, item, "expected NAME:PROTOCOL"))?;
+        let protocol = protocol.trim().to_ascii_uppercase();
+        if !matches!(
+            protocol.as_str(),
+            "PLAINTEXT" | "SSL" | "SASL_PLAINTEXT" | "SASL_SSL"
+        ) {
+            return Err(invalid(
+                key,
+                item,
+                "the protocol must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+            ));
+        }
+        map.insert(name.trim().to_string(), protocol);
+    }
+    if map.is_empty() {
+        return Err(invalid(key, value, "no mapping given"));
+    }
+    Ok(map)
+}
+
+/// Every listener needs a security protocol, and only PLAINTEXT is implemented.
+fn check_listener_protocols(config: &BrokerConfig) -> Result<(), ConfigError> {
+    for l in &config.listeners {
+        match config.listener_security_protocol_map.get(&l.name) {
+            None => {
+                return Err(ConfigError::Inconsistent {
+                    key: "listener.security.protocol.map".into(),
+                    reason: format!(
+                        "listener {} has no security protocol; add {}:PLAINTEXT",
+                        l.name, l.name
+                    ),
+                })
+            }
+            Some(p) if p != "PLAINTEXT" => {
+                return Err(ConfigError::Inconsistent {
+                    key: "listener.security.protocol.map".into(),
+                    reason: format!(
+                        "listener {} uses {p}; only PLAINTEXT listeners are supported so far",
+                        l.name
+                    ),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn parse_roles(key: &str, value: &str) -> Result<ProcessRoles, ConfigError> {
+    let mut roles = ProcessRoles {
+        broker: false,
+        controller: false,
+    };
+    for role in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let slot = match role {
+            "broker" => &mut roles.broker,
+            "controller" => &mut roles.controller,
+            _ => return Err(invalid(key, value, "roles are `broker` and `controller`")),
+        };
+        if *slot {
+            return Err(invalid(key, value, "a role is named twice"));
+        }
+        *slot = true;
+    }
+    if !roles.broker && !roles.controller {
+        return Err(invalid(key, value, "no role given"));
+    }
+    Ok(roles)
+}
+
+fn names(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn inconsistent(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Inconsistent {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The cluster-mode settings and the rules they must satisfy together; `None` without
+/// `process.roles`, where the cluster-only keys are refused.
+fn parse_cluster(
+    props: &BTreeMap<String, String>,
+    config: &BrokerConfig,
+) -> Result<Option<ClusterConfig>, ConfigError> {
+    let get = |key: &'static str| props.get(key).map(|v| (key, v.trim()));
+    let Some((k, v)) = get("process.roles") else {
+        if let Some(key) = CLUSTER_ONLY_KEYS.iter().find(|k| props.contains_key(**k)) {
+            return Err(inconsistent(
+                key,
+                "only meaningful in cluster mode; set process.roles (e.g. broker,controller) \
+                 or remove the key for a single-node cluster",
+            ));
+        }
+        return Ok(None);
+    };
+    let roles = parse_roles(k, v)?;
+    if roles.broker && !roles.controller {
+        return Err(inconsistent(
+            "process.roles",
+            "a broker-only node is not supported yet: brokers follow the metadata image of \
+             a controller in the same process; use process.roles=broker,controller",
+        ));
+    }
+    if !props.contains_key("node.id") && !props.contains_key("broker.id") {
+        return Err(inconsistent(
+            "node.id",
+            "cluster mode needs an explicit node.id",
+        ));
+    }
+    let voters = match get("controller.quorum.voters") {
+        Some((k, v)) => {
+            fjord_controller::parse_voters(v).map_err(|e| invalid(k, v, &e.to_string()))?
+        }
+        None => {
+            return Err(inconsistent(
+                "controller.quorum.voters",
+                "cluster mode needs the quorum's voters as id@host:port,...",
+            ))
+        }
+    };
+    let controller_listener_names = get("controller.listener.names")
+        .map(|(_, v)| names(v))
+        .unwrap_or_default();
+    if controller_listener_names.is_empty() {
+        return Err(inconsistent(
+            "controller.listener.names",
+            "cluster mode needs the name of the controller listener (e.g. CONTROLLER)",
+        ));
+    }
+    let is_controller = |name: &str| controller_listener_names.iter().any(|n| n == name);
+    let broker_listeners: Vec<&ListenerConfig> = config
+        .listeners
+        .iter()
+        .filter(|l| !is_controller(&l.name))
+        .collect();
+    if roles.controller {
+        if !voters.iter().any(|v| v.id == config.node_id) {
+            return Err(inconsistent(
+                "controller.quorum.voters",
+                format!(
+                    "node {} has the controller role but is not one of the voters",
+                    config.node_id
+                ),
+            ));
+        }
+        if !config.listeners.iter().any(|l| is_controller(&l.name)) {
+            return Err(inconsistent(
+                "listeners",
+                format!(
+                    "the controller role needs a listener named in controller.listener.names \
+                     ({})",
+                    controller_listener_names.join(",")
+                ),
+            ));
+        }
+    }
+    if roles.broker && broker_listeners.is_empty() {
+        return Err(inconsistent(
+            "listeners",
+            "the broker role needs a listener that is not a controller listener",
+        ));
+    }
+    if !roles.broker && !broker_listeners.is_empty() {
+        return Err(inconsistent(
+            "listeners",
+            "a controller-only node serves no clients; list only controller listeners",
+        ));
+    }
+    for (name, _, _) in &config.advertised_listeners {
+        if is_controller(name) {
+            return Err(inconsistent(
+                "advertised.listeners",
+                format!("{name} is a controller listener, which is never advertised to clients"),
+            ));
+        }
+        if !broker_listeners.iter().any(|l| &l.name == name) {
+            return Err(inconsistent(
+                "advertised.listeners",
+                format!("{name} is not one of the listeners"),
+            ));
+        }
+    }
+    let inter_broker_listener_name = match get("inter.broker.listener.name") {
+        Some((_, v)) => v.to_string(),
+        None => "PLAINTEXT".to_string(),
+    };
+    if roles.broker
+        && !broker_listeners
+            .iter()
+            .any(|l| l.name == inter_broker_listener_name)
+    {
+        return Err(inconsistent(
+            "inter.broker.listener.name",
+            format!("{inter_broker_listener_name} must be one of the broker's own listeners"),
+        ));
+    }
+    let ms = |key: &'static str, default: u64| -> Result<u64, ConfigError> {
+        match get(key) {
+            Some((k, v)) => Ok(parse_int(k, v, 1, i32::MAX as i64)? as u64),
+            None => Ok(default),
+        }
+    };
+    let broker_session_timeout_ms = ms("broker.session.timeout.ms", 9000)?;
+    let broker_heartbeat_interval_ms = ms("broker.heartbeat.interval.ms", 2000)?;
+    if broker_heartbeat_interval_ms >= broker_session_timeout_ms {
+        return Err(inconsistent(
+            "broker.heartbeat.interval.ms",
+            "must be below broker.session.timeout.ms, or brokers are fenced between heartbeats",
+        ));
+    }
+    let metadata_log_dir = match get("metadata.log.dir") {
+        Some((k, "")) => return Err(invalid(k, "", "no directory given")),
+        Some((_, v)) => PathBuf::from(v),
+        None => config.log_dir.clone(),
+    };
+    Ok(Some(ClusterConfig {
+        roles,
+        voters,
+        controller_listener_names,
+        inter_broker_listener_name,
+        broker_session_timeout_ms,
+        broker_heartbeat_interval_ms,
+        election_timeout_ms: ms("controller.quorum.election.timeout.ms", 1000)?,
+        request_timeout_ms: ms("controller.quorum.request.timeout.ms", 2000)?,
+        metadata_log_dir,
+    }))
+}
+
+impl BrokerConfig {
+    /// The cluster id every node of the cluster must agree on: `cluster.id` when set, else
+    /// (in cluster mode) one derived from the voter ids, which every node is configured
+    /// with. A single node without `cluster.id` keeps the random id of its first start.
+    pub fn cluster_id(&self) -> Option<String> {
+        self.cluster_id.clone().or_else(|| {
+            self.cluster
+                .as_ref()
+                .map(|c| derived_cluster_id(c.voters.iter().map(|v| v.id)))
+        })
+    }
+}
+
+/// A cluster id from the voter ids (FNV-1a, 128 bits, printed as Kafka prints ids). Only the
+/// ids are used: each node may reach the voters at different addresses (proxies, NAT).
+fn derived_cluster_id(voter_ids: impl Iterator<Item = i32>) -> String {
+    let mut ids: Vec<i32> = voter_ids.collect();
+    ids.sort_unstable();
+    let text = format!(
+        "fjord-cluster:{}",
+        ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
+    );
+    let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    for byte in text.bytes() {
+        hash ^= u128::from(byte);
+        hash = hash.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
+    }
+    crate::log_manager::base64_url(&hash.to_be_bytes())
+}
+
+/// The directory of the metadata log inside `metadata.log.dir`, named as Kafka names it so
+/// that it never collides with a partition directory of a user topic.
+pub fn metadata_dir(metadata_log_dir: &Path) -> PathBuf {
+    metadata_log_dir.join("__cluster_metadata-0")
 }
 
 /// `http://host:port` (port 0 picks a free one); an empty value leaves the endpoint off.
@@ -661,7 +1073,7 @@ impl BrokerConfig {
             .map(|(n, h, p)| format!("{n}://{h}:{p}"))
             .collect::<Vec<_>>()
             .join(",");
-        vec![
+        let mut entries = vec![
             ("advertised.listeners", advertised),
             (
                 "auto.create.topics.enable",
@@ -766,7 +1178,53 @@ impl BrokerConfig {
                 "socket.request.max.bytes",
                 self.socket_request_max_bytes.to_string(),
             ),
-        ]
+        ];
+        if let Some(cluster) = &self.cluster {
+            let voters = cluster
+                .voters
+                .iter()
+                .map(|v| format!("{}@{}", v.id, v.address()))
+                .collect::<Vec<_>>()
+                .join(",");
+            let protocols = self
+                .listener_security_protocol_map
+                .iter()
+                .map(|(n, p)| format!("{n}:{p}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            entries.extend([
+                ("process.roles", cluster.roles.to_string()),
+                ("controller.quorum.voters", voters),
+                (
+                    "controller.listener.names",
+                    cluster.controller_listener_names.join(","),
+                ),
+                (
+                    "inter.broker.listener.name",
+                    cluster.inter_broker_listener_name.clone(),
+                ),
+                ("listener.security.protocol.map", protocols),
+                (
+                    "broker.session.timeout.ms",
+                    cluster.broker_session_timeout_ms.to_string(),
+                ),
+                (
+                    "broker.heartbeat.interval.ms",
+                    cluster.broker_heartbeat_interval_ms.to_string(),
+                ),
+                (
+                    "metadata.log.dir",
+                    cluster.metadata_log_dir.display().to_string(),
+                ),
+                (
+                    "unclean.leader.election.enable",
+                    self.unclean_leader_election_enable.to_string(),
+                ),
+                ("broker.rack", self.broker_rack.clone().unwrap_or_default()),
+            ]);
+            entries.sort_by_key(|(k, _)| *k);
+        }
+        entries
     }
 
     /// Whether `key` (or one of its unit variants) was set explicitly.
@@ -918,3 +1376,7 @@ mod tests {
         assert!(BrokerConfig::from_properties(&props(&[("num.partitions", "zero")])).is_err());
     }
 }
+
+#[cfg(test)]
+#[path = "config_cluster_test.rs"]
+mod cluster_tests;

@@ -138,8 +138,8 @@ async fn dispatch(
     }
     match api_key {
         ApiKey::ApiVersions => serve!(handlers::api_versions::handle),
-        ApiKey::Metadata => serve!(handlers::metadata::handle),
-        ApiKey::FindCoordinator => serve!(handlers::find_coordinator::handle),
+        ApiKey::Metadata => serve!(async, handlers::metadata::handle),
+        ApiKey::FindCoordinator => serve!(async, handlers::find_coordinator::handle),
         ApiKey::JoinGroup => serve!(async, handlers::join_group::handle),
         ApiKey::SyncGroup => serve!(async, handlers::sync_group::handle),
         ApiKey::Heartbeat => serve!(async, handlers::heartbeat::handle),
@@ -175,12 +175,14 @@ async fn dispatch(
             Err(outcome) => outcome,
         },
         ApiKey::ListOffsets => serve!(handlers::list_offsets::handle),
-        ApiKey::CreateTopics => serve!(handlers::create_topics::handle),
-        ApiKey::DeleteTopics => serve!(handlers::delete_topics::handle),
+        ApiKey::CreateTopics => serve!(async, handlers::create_topics::handle),
+        ApiKey::DeleteTopics => serve!(async, handlers::delete_topics::handle),
         ApiKey::DescribeConfigs => serve!(handlers::describe_configs::handle),
-        ApiKey::AlterConfigs => serve!(handlers::alter_configs::handle),
-        ApiKey::IncrementalAlterConfigs => serve!(handlers::alter_configs::handle_incremental),
-        ApiKey::CreatePartitions => serve!(handlers::create_partitions::handle),
+        ApiKey::AlterConfigs => serve!(async, handlers::alter_configs::handle),
+        ApiKey::IncrementalAlterConfigs => {
+            serve!(async, handlers::alter_configs::handle_incremental)
+        }
+        ApiKey::CreatePartitions => serve!(async, handlers::create_partitions::handle),
         ApiKey::DeleteRecords => serve!(handlers::delete_records::handle),
         ApiKey::DescribeLogDirs => serve!(handlers::describe_log_dirs::handle),
         ApiKey::DescribeCluster => serve!(handlers::describe_cluster::handle),

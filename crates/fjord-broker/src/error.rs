@@ -41,6 +41,27 @@ pub(crate) fn producer_error(e: &crate::partition::ProducerError) -> ResponseErr
     }
 }
 
+/// The Kafka error for a producer id that could not be handed out: a storage failure, or
+/// (cluster mode) a block the controller has not delivered yet, which is retriable.
+pub(crate) fn producer_id_error(e: &crate::producer_ids::ProducerIdError) -> ResponseError {
+    use crate::producer_ids::ProducerIdError;
+    match e {
+        ProducerIdError::Storage(_) => ResponseError::KafkaStorageError,
+        ProducerIdError::BlockPending(_) => ResponseError::CoordinatorLoadInProgress,
+    }
+}
+
+/// The Kafka error for a controller request that got no answer (no active controller, a
+/// timeout, a stopped node).
+pub(crate) fn controller_error(e: &fjord_controller::ControllerError) -> ResponseError {
+    controller_code(e.error_code())
+}
+
+/// A controller's per-item error code as the Kafka error it is.
+pub(crate) fn controller_code(code: fjord_controller::ErrorCode) -> ResponseError {
+    ResponseError::try_from_code(code.code()).unwrap_or(ResponseError::UnknownServerError)
+}
+
 /// The Kafka error for a failed topic operation.
 pub(crate) fn topic_error(e: &TopicError) -> ResponseError {
     match e {
@@ -52,13 +73,17 @@ pub(crate) fn topic_error(e: &TopicError) -> ResponseError {
         }
         TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
         TopicError::ReplicaAssignmentUnsupported => ResponseError::InvalidRequest,
-        TopicError::Config(ConfigError::UnknownKey(_) | ConfigError::InvalidValue { .. }) => {
-            ResponseError::InvalidConfig
-        }
+        TopicError::Config(
+            ConfigError::UnknownKey(_)
+            | ConfigError::InvalidValue { .. }
+            | ConfigError::Inconsistent { .. },
+        ) => ResponseError::InvalidConfig,
         TopicError::Storage(fjord_storage::StorageError::InvalidConfig(_)) => {
             ResponseError::InvalidConfig
         }
         TopicError::Storage(e) => storage_error(e),
         TopicError::Persist(_) => ResponseError::KafkaStorageError,
+        TopicError::Partition(e) => partition_error(e),
+        TopicError::ManagedByController => ResponseError::InvalidRequest,
     }
 }

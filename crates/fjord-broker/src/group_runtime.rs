@@ -176,7 +176,7 @@ pub fn start(
         offsets_topic_num_partitions: existing
             .as_ref()
             .map_or(config.offsets_topic_num_partitions, |topic| {
-                topic.partitions.len() as i32
+                topic.partition_count()
             }),
         ..config.group.clone()
     };
@@ -393,7 +393,7 @@ impl Runtime {
             .ok_or(ResponseError::CoordinatorNotAvailable.code())?;
         let topic = ensure_offsets_topic(&logs, self.config.offsets_topic_num_partitions)
             .map_err(|_| ResponseError::CoordinatorNotAvailable.code())?;
-        let index = partition_for_group(group_id, topic.partitions.len() as i32);
+        let index = partition_for_group(group_id, topic.partition_count());
         let partition = topic
             .partition(index)
             .cloned()
@@ -428,7 +428,21 @@ impl Runtime {
 
 type Appended = (Arc<crate::partition::Partition>, i64, Arc<LogManager>);
 
-/// Creates `__consumer_offsets` on first use, as Kafka does.
+/// The topic configs of `__consumer_offsets`: compacted like Kafka's, so the latest commit
+/// per group and partition survives.
+pub fn offsets_topic_configs() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        (
+            "segment.bytes".to_string(),
+            OFFSETS_SEGMENT_BYTES.to_string(),
+        ),
+    ])
+}
+
+/// Creates `__consumer_offsets` on first use, as Kafka does. In cluster mode the topic
+/// comes from the metadata image (FindCoordinator creates it through the controller), so
+/// only an existing one is returned.
 pub fn ensure_offsets_topic(
     logs: &LogManager,
     partitions: i32,
@@ -436,13 +450,5 @@ pub fn ensure_offsets_topic(
     if let Some(topic) = logs.topic(OFFSETS_TOPIC) {
         return Ok(topic);
     }
-    // Compacted like Kafka's: the latest commit per group and partition survives.
-    let configs = BTreeMap::from([
-        ("cleanup.policy".to_string(), "compact".to_string()),
-        (
-            "segment.bytes".to_string(),
-            OFFSETS_SEGMENT_BYTES.to_string(),
-        ),
-    ]);
-    logs.create_internal_topic(OFFSETS_TOPIC, partitions, configs)
+    logs.create_internal_topic(OFFSETS_TOPIC, partitions, offsets_topic_configs())
 }

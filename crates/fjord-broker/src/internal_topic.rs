@@ -57,7 +57,7 @@ pub fn marker_is_commit(key: &[u8]) -> Option<bool> {
 /// Every entry of `topic`, partition by partition, in log order.
 pub fn read_entries(topic: &Topic) -> Result<Vec<InternalEntry>, StorageError> {
     let mut out = Vec::new();
-    for partition in &topic.partitions {
+    for partition in topic.hosted() {
         let Ok(offsets) = partition.offsets() else {
             continue;
         };

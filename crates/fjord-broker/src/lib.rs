@@ -12,6 +12,11 @@
 //! Handlers map internal errors to Kafka codes in one place ([`error`]), and consult the
 //! [`authorizer::Authorizer`] before acting.
 //!
+//! Without `process.roles` the broker is a single-node cluster whose topics live in
+//! `fjord-topics.json`. With it ([`cluster`]), the node runs a controller of the metadata
+//! quorum, registers as a broker, follows the committed metadata image, and serves clients
+//! once the controller has unfenced it.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), fjord_broker::BrokerError> {
 //! let running = fjord_broker::start(fjord_broker::config::BrokerConfig::default()).await?;
@@ -21,6 +26,7 @@
 //! ```
 
 pub mod authorizer;
+pub mod cluster;
 pub mod config;
 mod connection;
 mod dispatch;
@@ -41,13 +47,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fjord_controller::record::Listener;
+use fjord_controller::{ControllerError, ControllerHandle};
+use kafka_protocol::ResponseError;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, Semaphore};
 
 use crate::authorizer::Authorizer;
+use crate::cluster::{ClusterNode, Follower, Leadership, Lifecycle, LifecycleError};
 use crate::config::BrokerConfig;
 use crate::flusher::Flusher;
 use crate::log_manager::LogManager;
+use crate::partition::Partition;
 
 /// A failure to start or stop the broker as a whole (as opposed to one request failing).
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +74,12 @@ pub enum BrokerError {
     /// The log directory could not be opened or recovered, or a clean shutdown failed.
     #[error(transparent)]
     Storage(#[from] fjord_storage::StorageError),
+    /// The controller of this node could not start or stop.
+    #[error("controller: {0}")]
+    Controller(#[from] ControllerError),
+    /// The broker could not join the cluster.
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
 }
 
 /// The address clients are told to connect to for one listener.
@@ -95,6 +112,137 @@ pub struct Broker {
     pub advertised: Vec<AdvertisedListener>,
     /// Live counters and gauges for the `/metrics` endpoint.
     pub metrics: metrics::BrokerMetrics,
+    /// Cluster mode: this node's view of the cluster; `None` on a single node.
+    pub cluster: Option<Arc<ClusterNode>>,
+}
+
+impl Broker {
+    /// The partition of `topic` this broker serves as leader, for Produce, Fetch, ListOffsets
+    /// and DeleteRecords. `current_leader_epoch` is the client's view (-1: not checked). A
+    /// single node leads every partition it has at epoch 0; in a cluster the applied image
+    /// decides, with Kafka's errors (see [`ClusterNode::refuse_unless_leader`]).
+    pub(crate) fn leads(
+        &self,
+        topic: &str,
+        partition: i32,
+        current_leader_epoch: i32,
+    ) -> Result<Arc<Partition>, ResponseError> {
+        let local = || {
+            self.logs
+                .topic(topic)
+                .and_then(|t| t.partition(partition).cloned())
+        };
+        match &self.cluster {
+            None => {
+                let found = local().ok_or(ResponseError::UnknownTopicOrPartition)?;
+                if current_leader_epoch > 0 {
+                    return Err(ResponseError::UnknownLeaderEpoch);
+                }
+                Ok(found)
+            }
+            Some(cluster) => {
+                if let Some(refused) =
+                    cluster.refuse_unless_leader(topic, partition, current_leader_epoch)
+                {
+                    return Err(refused);
+                }
+                // Led here by the image but not open yet: the follower is still applying.
+                local().ok_or(ResponseError::NotLeaderOrFollower)
+            }
+        }
+    }
+
+    /// The current leader and leader epoch of a partition, for the hints Fetch v12+ carries
+    /// with NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH; `None` when unknown.
+    pub(crate) fn leader_hint(&self, topic: &str, partition: i32) -> Option<(i32, i32)> {
+        match self.cluster.as_ref()?.leadership(topic, partition) {
+            Leadership::Here { leader_epoch } => Some((self.config.node_id, leader_epoch)),
+            Leadership::Elsewhere {
+                leader,
+                leader_epoch,
+            } => Some((leader, leader_epoch)),
+            Leadership::Offline { leader_epoch } => Some((-1, leader_epoch)),
+            Leadership::Unknown => None,
+        }
+    }
+
+    /// Whether `topic`-`partition` exists: in this broker's logs on a single node, in the
+    /// applied image in a cluster (where it may be hosted elsewhere).
+    pub(crate) fn partition_exists(&self, topic: &str, partition: i32) -> bool {
+        match &self.cluster {
+            None => self
+                .logs
+                .topic(topic)
+                .is_some_and(|t| t.partition(partition).is_some()),
+            Some(cluster) => cluster.leadership(topic, partition) != Leadership::Unknown,
+        }
+    }
+
+    /// Whether this broker coordinates consumer group `group_id`: always on a single node; in
+    /// a cluster when it leads the group's `__consumer_offsets` partition (NOT_COORDINATOR
+    /// otherwise, COORDINATOR_NOT_AVAILABLE before the topic exists, and
+    /// COORDINATOR_LOAD_IN_PROGRESS while the partition's log is still being opened).
+    pub(crate) fn coordinates_group(&self, group_id: &str) -> Result<(), ResponseError> {
+        self.coordinates(group_runtime::OFFSETS_TOPIC, |count| {
+            fjord_group::partition_for_group(group_id, count)
+        })
+    }
+
+    /// Whether this broker coordinates transactional id `transactional_id`, by its
+    /// `__transaction_state` partition, as [`Broker::coordinates_group`] does for groups.
+    pub(crate) fn coordinates_transaction(
+        &self,
+        transactional_id: &str,
+    ) -> Result<(), ResponseError> {
+        self.coordinates(txn_runtime::TRANSACTION_STATE_TOPIC, |count| {
+            fjord_txn::partition_for_transactional_id(transactional_id, count)
+        })
+    }
+
+    fn coordinates(
+        &self,
+        topic: &str,
+        partition_of: impl FnOnce(i32) -> i32,
+    ) -> Result<(), ResponseError> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(());
+        };
+        let count = cluster
+            .image()
+            .topic(topic)
+            .map(|t| t.partitions.len() as i32)
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        let index = partition_of(count);
+        match cluster.leadership(topic, index) {
+            Leadership::Here { .. } => {
+                let open = self
+                    .logs
+                    .topic(topic)
+                    .is_some_and(|t| t.partition(index).is_some());
+                if open {
+                    Ok(())
+                } else {
+                    Err(ResponseError::CoordinatorLoadInProgress)
+                }
+            }
+            Leadership::Offline { .. } => Err(ResponseError::CoordinatorNotAvailable),
+            Leadership::Elsewhere { .. } | Leadership::Unknown => {
+                Err(ResponseError::NotCoordinator)
+            }
+        }
+    }
+
+    /// The leader epoch of a partition this broker leads: 0 on a single node; in a cluster
+    /// the image's, or -1 when another broker (or none) leads it, as Kafka answers then.
+    pub(crate) fn leader_epoch(&self, topic: &str, partition: i32) -> i32 {
+        match &self.cluster {
+            None => 0,
+            Some(cluster) => match cluster.leadership(topic, partition) {
+                Leadership::Here { leader_epoch } => leader_epoch,
+                _ => -1,
+            },
+        }
+    }
 }
 
 /// A started broker; dropping it without [`RunningBroker::shutdown`] is an unclean stop.
@@ -102,30 +250,44 @@ pub struct Broker {
 pub struct RunningBroker {
     broker: Arc<Broker>,
     local_addrs: Vec<SocketAddr>,
+    listeners: Vec<(String, SocketAddr)>,
+    cluster: Option<ClusterParts>,
     shutdown: broadcast::Sender<()>,
     /// Every connection and listener task holds a clone; all dropped means all finished.
     tasks_done: mpsc::Receiver<()>,
     tasks_alive: mpsc::Sender<()>,
 }
 
-/// Opens the log directory, binds the listeners and starts serving.
-pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
-    let config = Arc::new(config);
-    let flusher = Flusher::start();
-    let open_config = config.clone();
-    let logs = tokio::task::spawn_blocking(move || LogManager::open(open_config, flusher))
-        .await
-        .map_err(|e| {
-            BrokerError::Storage(fjord_storage::StorageError::io(
-                fjord_storage::IoVerb::Open,
-                "log directory",
-                std::io::Error::other(e.to_string()),
-            ))
-        })??;
+/// The cluster-mode parts a running broker stops in order at shutdown.
+#[derive(Debug)]
+struct ClusterParts {
+    lifecycle: Lifecycle,
+    follower: Follower,
+    controller: ControllerHandle,
+    /// Bound for the controlled shutdown.
+    shutdown_timeout: Duration,
+}
 
+/// Binds the listeners clients use (not the controller's), and works out what each
+/// advertises.
+async fn bind_client_listeners(
+    config: &BrokerConfig,
+) -> Result<
+    (
+        Vec<(String, TcpListener, SocketAddr)>,
+        Vec<AdvertisedListener>,
+    ),
+    BrokerError,
+> {
     let mut listeners = Vec::new();
     let mut advertised = Vec::new();
-    for l in &config.listeners {
+    let is_controller = |name: &str| {
+        config
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.is_controller_listener(name))
+    };
+    for l in config.listeners.iter().filter(|l| !is_controller(&l.name)) {
         let listener = TcpListener::bind(l.address)
             .await
             .map_err(|source| BrokerError::Bind {
@@ -152,8 +314,103 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
         });
         listeners.push((l.name.clone(), listener, local));
     }
+    Ok((listeners, advertised))
+}
 
+/// Starts this node's controller, follows the metadata image, registers, and waits until
+/// the controller unfences this broker: only then are its logs in step with the image, and
+/// only then does it serve clients.
+async fn join_cluster(
+    config: &Arc<BrokerConfig>,
+    logs: &Arc<LogManager>,
+    advertised: &[AdvertisedListener],
+) -> Result<(Arc<ClusterNode>, ClusterParts), BrokerError> {
+    let Some(cluster) = config.cluster.clone() else {
+        unreachable!("join_cluster is called in cluster mode only");
+    };
+    let controller = cluster::start_controller(config, &cluster).await?;
+    tracing::info!(
+        node_id = config.node_id,
+        roles = %cluster.roles,
+        controller = %controller.local_addr(),
+        "controller started"
+    );
+    let (follower, applied) = cluster::follow(logs.clone(), &controller, config.node_id);
+    let node = Arc::new(ClusterNode::new(
+        config,
+        cluster.clone(),
+        controller.clone(),
+        applied.clone(),
+    ));
+    let registered: Vec<Listener> = advertised
+        .iter()
+        .map(|l| Listener {
+            name: l.name.clone(),
+            host: l.host.clone(),
+            port: l.port,
+        })
+        .collect();
+    let lifecycle = Lifecycle::start(
+        node.clone(),
+        registered,
+        config.broker_rack.clone(),
+        applied,
+    )
+    .await?;
+    lifecycle.wait_unfenced().await?;
+    let strays = logs.clone();
+    match tokio::task::spawn_blocking(move || strays.remove_stray_logs()).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(removed)) => tracing::info!(removed, "removed logs of partitions not hosted here"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not look for stray partition logs"),
+        Err(e) => tracing::warn!(error = %e, "could not look for stray partition logs"),
+    }
+    tracing::info!(
+        node_id = config.node_id,
+        broker_epoch = node.broker_epoch(),
+        active_controller = ?node.active_controller(),
+        "broker unfenced by the controller; serving clients"
+    );
+    let shutdown_timeout = Duration::from_millis(
+        (cluster.broker_heartbeat_interval_ms * 2)
+            .max(cluster.request_timeout_ms)
+            .min(10_000),
+    );
+    Ok((
+        node,
+        ClusterParts {
+            lifecycle,
+            follower,
+            controller,
+            shutdown_timeout,
+        },
+    ))
+}
+
+/// Opens the log directory, binds the listeners and starts serving. In cluster mode this
+/// first joins the cluster, which waits for an active controller.
+pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
+    let config = Arc::new(config);
+    let flusher = Flusher::start();
+    let open_config = config.clone();
+    let logs = tokio::task::spawn_blocking(move || LogManager::open(open_config, flusher))
+        .await
+        .map_err(|e| {
+            BrokerError::Storage(fjord_storage::StorageError::io(
+                fjord_storage::IoVerb::Open,
+                "log directory",
+                std::io::Error::other(e.to_string()),
+            ))
+        })??;
     let logs = Arc::new(logs);
+    let (listeners, advertised) = bind_client_listeners(&config).await?;
+    let (cluster, cluster_parts) = if config.cluster.is_some() {
+        let (node, parts) = join_cluster(&config, &logs, &advertised).await?;
+        (Some(node), Some(parts))
+    } else {
+        (None, None)
+    };
+
     let groups = group_runtime::start(
         Arc::downgrade(&logs),
         group_runtime::GroupRuntimeConfig {
@@ -170,7 +427,10 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
             offsets_topic_num_partitions: config.offsets_topic_num_partitions,
         },
     )?;
-    let producer_ids = Arc::new(producer_ids::ProducerIdManager::open(&config.log_dir)?);
+    let producer_ids = Arc::new(match &cluster {
+        None => producer_ids::ProducerIdManager::open(&config.log_dir)?,
+        Some(node) => producer_ids::ProducerIdManager::from_controller(node.clone()),
+    });
     let txn_config = txn_runtime::TxnRuntimeConfig {
         coordinator: fjord_txn::TxnConfig {
             transaction_max_timeout_ms: config.transaction_max_timeout_ms,
@@ -185,6 +445,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
         txn_config,
         producer_ids.clone(),
         groups.clone(),
+        cluster.clone(),
     )?;
     let broker = Arc::new(Broker {
         config: config.clone(),
@@ -195,6 +456,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
         authorizer: Authorizer,
         advertised,
         metrics: metrics::BrokerMetrics::default(),
+        cluster,
     });
     let (shutdown, _) = broadcast::channel(1);
     let (tasks_alive, tasks_done) = mpsc::channel(1);
@@ -203,9 +465,9 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
         metrics::http::start(broker.clone(), address, stop, alive).await?;
     }
     let permits = Arc::new(Semaphore::new(config.max_connections));
-    let mut local_addrs = Vec::new();
+    let mut bound = Vec::new();
     for (name, listener, local) in listeners {
-        local_addrs.push(local);
+        bound.push((name.clone(), local));
         tokio::spawn(connection::accept_loop(
             broker.clone(),
             name,
@@ -218,11 +480,45 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
     spawn_background(&broker, &shutdown, &tasks_alive);
     Ok(RunningBroker {
         broker,
-        local_addrs,
+        local_addrs: bound.iter().map(|(_, a)| *a).collect(),
+        listeners: bound,
         shutdown,
         tasks_done,
         tasks_alive,
+        cluster: cluster_parts,
     })
+}
+
+/// A controller-only node (`process.roles=controller`): a voter of the metadata quorum that
+/// serves no clients.
+#[derive(Debug)]
+pub struct RunningController {
+    controller: ControllerHandle,
+}
+
+impl RunningController {
+    /// The bound CONTROLLER listener.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.controller.local_addr()
+    }
+
+    /// Stops the controller and waits for its tasks, leaving the metadata log clean.
+    pub async fn shutdown(self) -> Result<(), BrokerError> {
+        Ok(self.controller.shutdown().await?)
+    }
+}
+
+/// Starts a controller-only node.
+pub async fn start_controller(config: &BrokerConfig) -> Result<RunningController, BrokerError> {
+    let Some(cluster) = config.cluster.as_ref() else {
+        return Err(BrokerError::Controller(ControllerError::Config(
+            fjord_controller::ConfigError::NotAVoter {
+                node_id: config.node_id,
+            },
+        )));
+    };
+    let controller = cluster::start_controller(config, cluster).await?;
+    Ok(RunningController { controller })
 }
 
 /// Retention checks and recovery-point checkpoints, until shutdown.
@@ -287,21 +583,38 @@ impl RunningBroker {
         &self.local_addrs
     }
 
+    /// The client listeners by name with their bound addresses, in `listeners` order.
+    pub fn listeners(&self) -> &[(String, SocketAddr)] {
+        &self.listeners
+    }
+
     /// The shared broker state.
     pub fn broker(&self) -> &Arc<Broker> {
         &self.broker
     }
 
     /// Stops accepting, lets connections finish their current request (bounded), then flushes
-    /// and closes every log and marks the shutdown clean.
+    /// and closes every log and marks the shutdown clean. In cluster mode the controller is
+    /// first asked to fence this broker (controlled shutdown), and the controller of this
+    /// node stops last.
     pub async fn shutdown(self) -> Result<(), BrokerError> {
         let RunningBroker {
             broker,
             shutdown,
             mut tasks_done,
             tasks_alive,
+            cluster,
             ..
         } = self;
+        let controller = match cluster {
+            Some(parts) => {
+                parts.lifecycle.shutdown(parts.shutdown_timeout).await;
+                // No log may be opened or deleted while the logs close.
+                parts.follower.stop().await;
+                Some(parts.controller)
+            }
+            None => None,
+        };
         let _ = shutdown.send(());
         drop(tasks_alive);
         let _ = tokio::time::timeout(Duration::from_secs(10), tasks_done.recv()).await;
@@ -314,6 +627,9 @@ impl RunningBroker {
                     std::io::Error::other(e.to_string()),
                 ))
             })??;
+        if let Some(controller) = controller {
+            controller.shutdown().await?;
+        }
         Ok(())
     }
 }

@@ -10,8 +10,11 @@
 //!   .kafka_cleanshutdown                 present only between a clean stop and the next start
 //!   <topic>-<partition>/                 one log per partition (see fjord-storage)
 //! ```
-//! Topic metadata is a single JSON file rewritten atomically on every change; it becomes a
-//! Raft-replicated metadata log when clustering arrives.
+//! On a single node, topic metadata is a single JSON file rewritten atomically on every
+//! change. In cluster mode the controller quorum's metadata image is the only source: the
+//! broker opens, creates and deletes partition logs as the image says ([`cluster`]), marks
+//! each partition directory with its topic id (`partition.metadata`, Kafka's format), and
+//! writes neither JSON file.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -28,6 +31,8 @@ use crate::config::{BrokerConfig, ConfigError};
 use crate::flusher::Flusher;
 use crate::partition::Partition;
 use crate::topic_config::TopicConfig;
+
+pub mod cluster;
 
 /// Longest topic name Kafka allows (so that `<topic>-<partition>` fits in a file name).
 const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -71,6 +76,12 @@ pub enum TopicError {
     /// Explicit replica assignments are not supported on a single node.
     #[error("explicit replica assignments are not supported on a single-node cluster")]
     ReplicaAssignmentUnsupported,
+    /// In cluster mode topics change through the controller only, never directly here.
+    #[error("in cluster mode topics and configs are changed through the controller")]
+    ManagedByController,
+    /// A partition log could not be closed or removed.
+    #[error(transparent)]
+    Partition(#[from] crate::partition::PartitionError),
     /// A topic config key or value was refused.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -82,30 +93,65 @@ pub enum TopicError {
     Persist(String),
 }
 
-/// A topic hosted by this broker.
+/// A topic known to this broker. On a single node it hosts every partition; in a cluster only
+/// those whose replicas include this broker, while the partition count is the whole topic's
+/// (coordinators map keys to internal-topic partitions with it).
 #[derive(Debug)]
 pub struct Topic {
     /// The topic name.
     pub name: String,
     /// The topic id clients see in Metadata v10+ and Fetch v13+.
     pub id: Uuid,
-    /// Its partitions, indexed by partition number.
-    pub partitions: Vec<Arc<Partition>>,
+    /// Partitions of the whole topic.
+    partition_count: i32,
+    /// The partitions hosted here, by index.
+    partitions: BTreeMap<i32, Arc<Partition>>,
     /// Topic-level config overrides.
     pub config: RwLock<TopicConfig>,
 }
 
 impl Topic {
+    fn new(
+        name: &str,
+        id: Uuid,
+        partition_count: i32,
+        partitions: BTreeMap<i32, Arc<Partition>>,
+        config: TopicConfig,
+    ) -> Topic {
+        Topic {
+            name: name.to_string(),
+            id,
+            partition_count,
+            partitions,
+            config: RwLock::new(config),
+        }
+    }
+
     /// Whether Kafka treats the topic as internal (`__consumer_offsets`, `__transaction_state`).
     pub fn is_internal(&self) -> bool {
         self.name.starts_with("__")
     }
 
-    /// The partition with this index, if it exists.
+    /// The number of partitions of the whole topic, hosted here or not.
+    pub fn partition_count(&self) -> i32 {
+        self.partition_count
+    }
+
+    /// The partition with this index, if it is hosted here.
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| self.partitions.get(i))
+        self.partitions.get(&index)
+    }
+
+    /// The partitions hosted here, in index order.
+    pub fn hosted(&self) -> impl Iterator<Item = &Arc<Partition>> + '_ {
+        self.partitions.values()
+    }
+
+    fn config_snapshot(&self) -> TopicConfig {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -170,6 +216,12 @@ pub struct LogManager {
     /// Serialises create/delete so the metadata file and directories stay in step.
     admin: Mutex<()>,
     flusher: Flusher,
+    /// Cluster mode: topics come from the metadata image, not from `fjord-topics.json`.
+    from_image: bool,
+    /// Cluster mode: recovery points of partitions not opened yet, read at start; a
+    /// partition takes its own when the image says it is hosted here, and the rest are
+    /// written back with every checkpoint so none is lost before it is opened.
+    unopened_recovery_points: Mutex<HashMap<(String, i32), i64>>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -190,7 +242,8 @@ impl LogManager {
     pub fn open(config: Arc<BrokerConfig>, flusher: Flusher) -> Result<LogManager, StorageError> {
         let dir = config.log_dir.clone();
         fs::create_dir_all(&dir).map_err(|e| io_err(&dir, IoVerb::Create, e))?;
-        let cluster_id = load_or_create_meta(&dir, config.node_id)?;
+        let from_image = config.cluster.is_some();
+        let cluster_id = load_or_create_meta(&dir, config.node_id, config.cluster_id().as_deref())?;
         let clean_marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = clean_marker.exists();
         let recovery_points: HashMap<(String, i32), i64> = match checkpoint::read_checkpoint(
@@ -205,7 +258,12 @@ impl LogManager {
         if !clean && dir.join(TOPICS_FILE).exists() {
             tracing::info!(dir = %dir.display(), "no clean-shutdown marker: recovering logs");
         }
-        let dynamic = read_broker_configs_file(&dir)?;
+        let dynamic = if from_image {
+            // Dynamic configs are in the metadata image and arrive with it.
+            BrokerConfigsFile::default()
+        } else {
+            read_broker_configs_file(&dir)?
+        };
         let own = dynamic
             .brokers
             .get(&config.node_id.to_string())
@@ -218,7 +276,11 @@ impl LogManager {
                 config.clone()
             }
         };
-        let file = read_topics_file(&dir)?;
+        let file = if from_image {
+            TopicsFile::default()
+        } else {
+            read_topics_file(&dir)?
+        };
         let now = now_ms();
         let mut topics = BTreeMap::new();
         for record in file.topics {
@@ -226,7 +288,7 @@ impl LogManager {
                 overrides: record.configs,
             };
             let log_config = topic_config.log_config(&effective);
-            let mut partitions = Vec::new();
+            let mut partitions = BTreeMap::new();
             for p in 0..record.partitions {
                 // After a clean stop the checkpoint equals the log end, so only the active
                 // segment is re-checked: a byte damaged while the broker was down is found and
@@ -239,19 +301,25 @@ impl LogManager {
                     .unwrap_or(0)
                     .min(active_segment_base(&log_dir));
                 let log = Log::open(&log_dir, log_config.clone(), recovery_point, now)?;
-                partitions.push(Partition::new(&record.name, p, log)?);
+                partitions.insert(p, Partition::new(&record.name, p, log)?);
             }
-            let topic = Topic {
-                name: record.name.clone(),
-                id: record.id,
+            let topic = Topic::new(
+                &record.name,
+                record.id,
+                record.partitions,
                 partitions,
-                config: RwLock::new(topic_config),
-            };
+                topic_config,
+            );
             topics.insert(record.name, Arc::new(topic));
         }
         if clean {
             fs::remove_file(&clean_marker).map_err(|e| io_err(&clean_marker, IoVerb::Remove, e))?;
         }
+        let unopened_recovery_points = if from_image {
+            recovery_points
+        } else {
+            HashMap::new()
+        };
         Ok(LogManager {
             config,
             effective: RwLock::new(effective),
@@ -260,6 +328,8 @@ impl LogManager {
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
             flusher,
+            from_image,
+            unopened_recovery_points: Mutex::new(unopened_recovery_points),
         })
     }
 
@@ -282,6 +352,7 @@ impl LogManager {
         overrides: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), TopicError> {
+        self.refuse_in_cluster_mode()?;
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let mut dynamic = self.dynamic.lock().unwrap_or_else(|p| p.into_inner());
         let id = self.config.node_id.to_string();
@@ -320,7 +391,7 @@ impl LogManager {
         *dynamic = next;
         *self.effective.write().unwrap_or_else(|p| p.into_inner()) = effective;
         for (topic, log_config) in topics.iter().zip(log_configs) {
-            for p in &topic.partitions {
+            for p in topic.hosted() {
                 if let Err(e) = p.with_log(|log| log.update_config(log_config.clone())) {
                     tracing::warn!(partition = %p.name, error = %e, "could not apply new config");
                 }
@@ -328,6 +399,21 @@ impl LogManager {
         }
         tracing::info!(?entity, "altered dynamic broker configuration");
         Ok(())
+    }
+
+    /// Changes through this broker alone would diverge from the metadata image in cluster
+    /// mode; everything there goes through the controller.
+    fn refuse_in_cluster_mode(&self) -> Result<(), TopicError> {
+        if self.from_image {
+            Err(TopicError::ManagedByController)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether topics come from the cluster's metadata image rather than `fjord-topics.json`.
+    pub fn follows_image(&self) -> bool {
+        self.from_image
     }
 
     /// The cluster id from `meta.properties`.
@@ -410,6 +496,7 @@ impl LogManager {
     /// Creates a topic: partition directories first, then the metadata file, so a crash in
     /// between leaves only unreferenced directories (removed at the next creation of that name).
     pub fn create_topic(&self, new: &NewTopic) -> Result<Arc<Topic>, TopicError> {
+        self.refuse_in_cluster_mode()?;
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let (num_partitions, topic_config) = self.validate_new_topic(new)?;
         self.create_validated(new, num_partitions, topic_config)
@@ -422,6 +509,10 @@ impl LogManager {
         num_partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>, TopicError> {
+        if let Some(existing) = self.topic(name) {
+            return Ok(existing);
+        }
+        self.refuse_in_cluster_mode()?;
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(existing) = self.topic(name) {
             return Ok(existing);
@@ -448,7 +539,7 @@ impl LogManager {
     ) -> Result<Arc<Topic>, TopicError> {
         let log_config = topic_config.log_config(&self.broker_config());
         let now = now_ms();
-        let mut partitions = Vec::new();
+        let mut partitions = BTreeMap::new();
         for p in 0..num_partitions {
             let dir = self.config.log_dir.join(format!("{}-{}", new.name, p));
             if dir.exists() {
@@ -456,20 +547,21 @@ impl LogManager {
                 fs::remove_dir_all(&dir).map_err(|e| io_err(&dir, IoVerb::Remove, e))?;
             }
             let log = Log::open(&dir, log_config.clone(), 0, now)?;
-            partitions.push(Partition::new(&new.name, p, log)?);
+            partitions.insert(p, Partition::new(&new.name, p, log)?);
         }
-        let topic = Arc::new(Topic {
-            name: new.name.clone(),
-            id: Uuid::new_v4(),
+        let topic = Arc::new(Topic::new(
+            &new.name,
+            Uuid::new_v4(),
+            num_partitions,
             partitions,
-            config: RwLock::new(topic_config),
-        });
+            topic_config,
+        ));
         let mut topics = self.write_topics();
         topics.insert(topic.name.clone(), topic.clone());
         if let Err(e) = self.persist(&topics) {
             topics.remove(&topic.name);
             drop(topics);
-            for p in &topic.partitions {
+            for p in topic.hosted() {
                 let _ = p.delete();
             }
             return Err(e);
@@ -480,6 +572,7 @@ impl LogManager {
 
     /// Deletes a topic: the metadata file first (so it never comes back), then its logs.
     pub fn delete_topic(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        self.refuse_in_cluster_mode()?;
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let mut topics = self.write_topics();
         let topic = topics
@@ -490,7 +583,7 @@ impl LogManager {
             return Err(e);
         }
         drop(topics);
-        for p in &topic.partitions {
+        for p in topic.hosted() {
             if let Err(e) = p.delete() {
                 tracing::warn!(partition = %p.name, error = %e, "could not remove partition directory");
             }
@@ -507,6 +600,7 @@ impl LogManager {
         overrides: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), TopicError> {
+        self.refuse_in_cluster_mode()?;
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let topic = self
             .topic(name)
@@ -525,7 +619,7 @@ impl LogManager {
             *topic.config.write().unwrap_or_else(|p| p.into_inner()) = previous;
             return Err(e);
         }
-        for p in &topic.partitions {
+        for p in topic.hosted() {
             if let Err(e) = p.with_log(|log| log.update_config(log_config.clone())) {
                 tracing::warn!(partition = %p.name, error = %e, "could not apply new config");
             }
@@ -541,11 +635,12 @@ impl LogManager {
         total: i32,
         validate_only: bool,
     ) -> Result<(), TopicError> {
+        self.refuse_in_cluster_mode()?;
         let _admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
         let topic = self
             .topic(name)
             .ok_or_else(|| TopicError::UnknownTopic(name.to_string()))?;
-        let current = topic.partitions.len() as i32;
+        let current = topic.partition_count();
         if total <= current {
             return Err(TopicError::PartitionCountNotIncreased {
                 current,
@@ -569,20 +664,15 @@ impl LogManager {
                 fs::remove_dir_all(&dir).map_err(|e| io_err(&dir, IoVerb::Remove, e))?;
             }
             let log = Log::open(&dir, log_config.clone(), 0, now)?;
-            partitions.push(Partition::new(name, p, log)?);
+            partitions.insert(p, Partition::new(name, p, log)?);
         }
-        let grown = Arc::new(Topic {
-            name: name.to_string(),
-            id: topic.id,
-            partitions,
-            config: RwLock::new(config),
-        });
+        let grown = Arc::new(Topic::new(name, topic.id, total, partitions, config));
         let mut topics = self.write_topics();
         topics.insert(name.to_string(), grown.clone());
         if let Err(e) = self.persist(&topics) {
             topics.insert(name.to_string(), topic);
             drop(topics);
-            for p in &grown.partitions[current as usize..] {
+            for (_, p) in grown.partitions.range(current..) {
                 let _ = p.delete();
             }
             return Err(e);
@@ -603,7 +693,7 @@ impl LogManager {
                 .map(|t| TopicRecord {
                     name: t.name.clone(),
                     id: t.id,
-                    partitions: t.partitions.len() as i32,
+                    partitions: t.partition_count,
                     configs: t
                         .config
                         .read()
@@ -629,7 +719,7 @@ impl LogManager {
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .retention_enabled(&self.broker_config());
-            for p in &topic.partitions {
+            for p in topic.hosted() {
                 let result = p.with_log(|log| {
                     log.roll_if_due(now)?;
                     if retention {
@@ -667,7 +757,7 @@ impl LogManager {
             else {
                 continue;
             };
-            for p in &topic.partitions {
+            for p in topic.hosted() {
                 // Records of open transactions cannot be judged yet: clean below them only.
                 let planned = p.with_log_and_last_stable_offset(|log, stable| {
                     if !cleaner::needs_cleaning(log, &config, now, stable)? {
@@ -709,8 +799,16 @@ impl LogManager {
     /// Writes every partition's recovery point so an unclean restart rescans only the tail.
     pub fn checkpoint_recovery_points(&self) -> Result<(), StorageError> {
         let mut entries = checkpoint::CheckpointEntries::new();
+        for (key, point) in self
+            .unopened_recovery_points
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            entries.insert(key.clone(), *point);
+        }
         for topic in self.topics() {
-            for p in &topic.partitions {
+            for p in topic.hosted() {
                 if let Some(point) = p.recovery_point() {
                     entries.insert((topic.name.clone(), p.index), point);
                 }
@@ -725,7 +823,7 @@ impl LogManager {
     pub fn snapshot_producer_states(&self) {
         let now = now_ms();
         for topic in self.topics() {
-            for p in &topic.partitions {
+            for p in topic.hosted() {
                 if let Err(e) = p.snapshot_producers(now, self.config.producer_id_expiration_ms) {
                     tracing::warn!(partition = %p.name, error = %e, "could not save producer state");
                 }
@@ -739,7 +837,7 @@ impl LogManager {
         self.checkpoint_recovery_points()?;
         let mut all_closed = true;
         for topic in self.topics() {
-            for p in &topic.partitions {
+            for p in topic.hosted() {
                 if let Err(e) = p.close() {
                     all_closed = false;
                     tracing::error!(partition = %p.name, error = %e, "could not close log");
@@ -824,8 +922,14 @@ fn read_topics_file(dir: &Path) -> Result<TopicsFile, StorageError> {
     }
 }
 
-/// Reads `meta.properties`, creating it (with a fresh cluster id) on first start.
-fn load_or_create_meta(dir: &Path, node_id: i32) -> Result<String, StorageError> {
+/// Reads `meta.properties`, creating it on first start with `expected` or else a fresh cluster
+/// id. A directory formatted for another cluster than `expected` is refused, as Kafka refuses
+/// it, so that one cluster's data is never served as another's.
+fn load_or_create_meta(
+    dir: &Path,
+    node_id: i32,
+    expected: Option<&str>,
+) -> Result<String, StorageError> {
     let path = dir.join(META_FILE);
     match fs::read_to_string(&path) {
         Ok(text) => {
@@ -834,16 +938,32 @@ fn load_or_create_meta(dir: &Path, node_id: i32) -> Result<String, StorageError>
                 .filter_map(|l| l.split_once('='))
                 .find(|(k, _)| k.trim() == "cluster.id")
                 .map(|(_, v)| v.trim().to_string());
-            cluster_id.ok_or_else(|| {
+            let cluster_id = cluster_id.ok_or_else(|| {
                 io_err(
                     &path,
                     IoVerb::Read,
                     std::io::Error::new(std::io::ErrorKind::InvalidData, "no cluster.id"),
                 )
-            })
+            })?;
+            match expected {
+                Some(expected) if expected != cluster_id => Err(io_err(
+                    &path,
+                    IoVerb::Read,
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!(
+                            "the log directory belongs to cluster {cluster_id}, not {expected}"
+                        ),
+                    ),
+                )),
+                _ => Ok(cluster_id),
+            }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cluster_id = base64_url(Uuid::new_v4().as_bytes());
+            let cluster_id = match expected {
+                Some(id) => id.to_string(),
+                None => base64_url(Uuid::new_v4().as_bytes()),
+            };
             let text = format!("version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
             write_atomically(&path, text.as_bytes())
                 .map_err(|e| io_err(&path, IoVerb::Write, e))?;

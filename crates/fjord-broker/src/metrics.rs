@@ -43,7 +43,10 @@
 //!   of fetch responses (client fetches; replica fetches will count too once they exist).
 //! - `messagesin` counts records (the sum of batch record counts), as Kafka does.
 //! - Under-replicated and offline partitions are 0 on a single node: every partition is led
-//!   here and its only replica is in sync.
+//!   here and its only replica is in sync. In cluster mode they come from the applied metadata
+//!   image: under-replicated counts partitions led here with fewer in-sync replicas than
+//!   replicas; offline partitions (no leader) are reported by the active controller only, as
+//!   in Kafka, so that a sum over brokers counts each once.
 //! - Lag is `max(0, log end offset - committed offset)` for every committed offset, computed at
 //!   scrape time; groups without a committed offset for a partition have no series for it.
 
@@ -263,6 +266,8 @@ impl BrokerMetrics {
             delayed_produce: self.delayed_produce.load(Ordering::Relaxed),
             delayed_fetch: self.delayed_fetch.load(Ordering::Relaxed),
             partition_count: 0,
+            under_replicated: 0,
+            offline_partitions: 0,
             logs: Vec::new(),
             lag: Vec::new(),
         }
@@ -355,6 +360,10 @@ pub struct Snapshot {
     pub delayed_fetch: i64,
     /// Partitions hosted.
     pub partition_count: usize,
+    /// Partitions led here with fewer in-sync replicas than replicas.
+    pub under_replicated: usize,
+    /// Partitions without a leader (reported by the active controller).
+    pub offline_partitions: usize,
     /// Per partition, by topic and index.
     pub logs: Vec<LogSnapshot>,
     /// Per group and partition.
@@ -368,9 +377,19 @@ pub async fn collect(broker: &Broker) -> Snapshot {
         .metrics
         .retain_topics(|name| topics.iter().any(|t| t.name == name));
     let mut snapshot = broker.metrics.snapshot();
+    if let Some(cluster) = &broker.cluster {
+        let image = cluster.image();
+        let partitions = || image.topics().values().flat_map(|t| t.partitions.values());
+        snapshot.under_replicated = partitions()
+            .filter(|p| p.leader == cluster.node_id() && p.isr.len() < p.replicas.len())
+            .count();
+        if cluster.active_controller() == Some(cluster.node_id()) {
+            snapshot.offline_partitions = partitions().filter(|p| !p.has_leader()).count();
+        }
+    }
     let mut end_offsets: HashMap<(&str, i32), i64> = HashMap::new();
     for topic in &topics {
-        for partition in &topic.partitions {
+        for partition in topic.hosted() {
             snapshot.partition_count += 1;
             let read = partition.with_log(|log| {
                 Ok((

@@ -33,6 +33,7 @@ use kafka_protocol::ResponseError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::cluster::{ClusterNode, Leadership};
 use crate::group_runtime::{GroupCoordinatorHandle, OFFSETS_TOPIC};
 use crate::internal_topic::{self, InternalEntry};
 use crate::log_manager::{now_ms, LogManager, Topic};
@@ -137,8 +138,8 @@ struct BrokerProducerIds(Arc<ProducerIdManager>);
 impl ProducerIdAllocator for BrokerProducerIds {
     fn next_producer_id(&mut self) -> Result<i64, ErrorCode> {
         self.0.next_id().map_err(|e| {
-            tracing::error!(error = %e, "cannot allocate a producer id");
-            ErrorCode::Other(ResponseError::KafkaStorageError.code())
+            tracing::warn!(error = %e, "cannot allocate a producer id");
+            ErrorCode::Other(crate::error::producer_id_error(&e).code())
         })
     }
 }
@@ -155,12 +156,14 @@ pub struct TxnRuntimeConfig {
 }
 
 /// Starts the coordinator: replays `__transaction_state` (blocking, before serving), then
-/// runs the task until every handle is dropped.
+/// runs the task until every handle is dropped. In cluster mode (`cluster`), markers for
+/// partitions led by other brokers are sent to them with WriteTxnMarkers.
 pub fn start(
     logs: Weak<LogManager>,
     runtime_config: TxnRuntimeConfig,
     producer_ids: Arc<ProducerIdManager>,
     groups: GroupCoordinatorHandle,
+    cluster: Option<Arc<ClusterNode>>,
 ) -> Result<TxnCoordinatorHandle, fjord_storage::StorageError> {
     let config = runtime_config.coordinator.clone();
     let mut coordinator =
@@ -194,6 +197,7 @@ pub fn start(
         config,
         expiration: runtime_config,
         groups,
+        cluster,
         inbox: inbox.downgrade(),
         pending: HashMap::new(),
         next_request: 0,
@@ -209,6 +213,8 @@ struct Runtime {
     config: TxnConfig,
     expiration: TxnRuntimeConfig,
     groups: GroupCoordinatorHandle,
+    /// Cluster mode: where each partition's leader is.
+    cluster: Option<Arc<ClusterNode>>,
     /// For completions; weak so the task ends when every handle is gone.
     inbox: mpsc::WeakSender<Command>,
     pending: HashMap<RequestId, oneshot::Sender<Response>>,
@@ -322,13 +328,16 @@ impl Runtime {
                         continue;
                     };
                     let groups = self.groups.clone();
+                    let cluster = self.cluster.clone();
                     tokio::spawn(async move {
                         let markers = Markers {
                             producer_id,
                             epoch,
                             commit,
                         };
-                        markers.write_all(&logs, &groups, &partitions).await;
+                        markers
+                            .write_all(&logs, &groups, cluster.as_deref(), &partitions)
+                            .await;
                         let _ = inbox
                             .send(Command::MarkersWritten {
                                 transactional_id,
@@ -371,7 +380,7 @@ impl Runtime {
         let topic =
             ensure_transaction_state_topic(&logs, self.config.transaction_state_num_partitions)
                 .map_err(|_| ResponseError::CoordinatorNotAvailable.code())?;
-        let index = partition_for_transactional_id(transactional_id, topic.partitions.len() as i32);
+        let index = partition_for_transactional_id(transactional_id, topic.partition_count());
         let partition = topic
             .partition(index)
             .cloned()
@@ -404,14 +413,17 @@ impl Markers {
         self,
         logs: &Arc<LogManager>,
         groups: &GroupCoordinatorHandle,
+        cluster: Option<&ClusterNode>,
         partitions: &[TopicPartition],
     ) {
         let mut left: Vec<&TopicPartition> = partitions.iter().collect();
         loop {
             // All partitions at once, so their fsyncs share the flusher's rounds.
-            let outcomes =
-                futures::future::join_all(left.iter().map(|tp| self.write_one(logs, groups, tp)))
-                    .await;
+            let outcomes = futures::future::join_all(
+                left.iter()
+                    .map(|tp| self.write_one(logs, groups, cluster, tp)),
+            )
+            .await;
             let mut failed = Vec::new();
             for (tp, outcome) in left.into_iter().zip(outcomes) {
                 if let Err(e) = outcome {
@@ -427,15 +439,41 @@ impl Markers {
         }
     }
 
+    /// Writes the marker where the partition's leader is: here, or (cluster mode) at the
+    /// leading broker. A partition gone from the image needs no marker; one without a leader
+    /// is retried until it has one.
     async fn write_one(
         self,
         logs: &Arc<LogManager>,
         groups: &GroupCoordinatorHandle,
+        cluster: Option<&ClusterNode>,
         tp: &TopicPartition,
     ) -> Result<(), String> {
-        match write_marker(logs, groups, tp, self.producer_id, self.epoch, self.commit).await {
-            Ok(()) | Err(MarkerError::UnknownPartition) => Ok(()),
-            Err(e) => Err(e.to_string()),
+        let local = || write_marker(logs, groups, tp, self.producer_id, self.epoch, self.commit);
+        let Some(cluster) = cluster else {
+            return match local().await {
+                Ok(()) | Err(MarkerError::UnknownPartition) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            };
+        };
+        match cluster.leadership(&tp.topic, tp.partition) {
+            Leadership::Unknown => Ok(()),
+            Leadership::Offline { .. } => Err("the partition has no leader".into()),
+            // The image says it is led here, so a partition not open yet is retried.
+            Leadership::Here { .. } => local().await.map_err(|e| e.to_string()),
+            Leadership::Elsewhere { leader, .. } => cluster
+                .inter_broker()
+                .write_txn_marker(
+                    &cluster.image(),
+                    leader,
+                    &tp.topic,
+                    tp.partition,
+                    self.producer_id,
+                    self.epoch,
+                    self.commit,
+                )
+                .await
+                .map_err(|e| e.to_string()),
         }
     }
 }
@@ -489,7 +527,18 @@ pub async fn write_marker(
     Ok(())
 }
 
-/// Creates `__transaction_state` on first use, as Kafka does.
+/// The topic configs of `__transaction_state`: compacted like Kafka's, so the latest state
+/// per transactional id survives.
+pub fn transaction_state_topic_configs() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("cleanup.policy".to_string(), "compact".to_string()),
+        ("segment.bytes".to_string(), STATE_SEGMENT_BYTES.to_string()),
+    ])
+}
+
+/// Creates `__transaction_state` on first use, as Kafka does. In cluster mode the topic
+/// comes from the metadata image (FindCoordinator creates it through the controller), so
+/// only an existing one is returned.
 pub fn ensure_transaction_state_topic(
     logs: &LogManager,
     partitions: i32,
@@ -497,10 +546,9 @@ pub fn ensure_transaction_state_topic(
     if let Some(topic) = logs.topic(TRANSACTION_STATE_TOPIC) {
         return Ok(topic);
     }
-    // Compacted like Kafka's: the latest state per transactional id survives.
-    let configs = BTreeMap::from([
-        ("cleanup.policy".to_string(), "compact".to_string()),
-        ("segment.bytes".to_string(), STATE_SEGMENT_BYTES.to_string()),
-    ]);
-    logs.create_internal_topic(TRANSACTION_STATE_TOPIC, partitions, configs)
+    logs.create_internal_topic(
+        TRANSACTION_STATE_TOPIC,
+        partitions,
+        transaction_state_topic_configs(),
+    )
 }

@@ -158,20 +158,20 @@ pub fn encode_fetch_response(
     Ok(ResponseChunks { chunks })
 }
 
-/// Size of a partition's tagged-field section. The codec writes tagged fields only when they
-/// differ from their defaults, and the broker sets none on fetch partitions, so the section is
-/// the single count byte 0x00; a caller that sets one is refused rather than mis-encoded.
-fn tagged_section_len(fields: &PartitionData, _version: i16) -> Result<usize, String> {
+/// Size of a partition's tagged-field section (flexible versions): the codec writes tagged
+/// fields (current leader, diverging epoch, snapshot id) only when they differ from their
+/// defaults, at the end of the partition, so the section is what the fields add to the
+/// encoding without them plus the one count byte that encoding ends with.
+fn tagged_section_len(fields: &PartitionData, version: i16) -> Result<usize, String> {
     let untouched = PartitionData::default();
-    if fields.diverging_epoch != untouched.diverging_epoch
-        || fields.current_leader != untouched.current_leader
-        || fields.snapshot_id != untouched.snapshot_id
-    {
-        return Err(
-            "tagged fields on fetch partitions are not supported by chunked encoding".into(),
-        );
-    }
-    Ok(1)
+    let mut untagged = fields.clone();
+    untagged.diverging_epoch = untouched.diverging_epoch;
+    untagged.current_leader = untouched.current_leader;
+    untagged.snapshot_id = untouched.snapshot_id;
+    untagged.unknown_tagged_fields.clear();
+    let with = fields.compute_size(version).map_err(|e| e.to_string())?;
+    let without = untagged.compute_size(version).map_err(|e| e.to_string())?;
+    Ok(with - without + 1)
 }
 
 #[cfg(test)]
@@ -239,6 +239,46 @@ mod tests {
             let expected = encode_response(ApiKey::Fetch, version, 99, &expected).unwrap();
             assert_eq!(joined, expected.to_vec(), "v{version}");
             assert_eq!(chunks.len(), expected.len());
+        }
+    }
+
+    #[test]
+    fn leader_hints_are_encoded_as_the_codec_does() {
+        for version in 4..=12 {
+            let mut hinted = partition(3, b"", version);
+            hinted.data.error_code = 6;
+            hinted.data.current_leader.leader_id = kafka_protocol::messages::BrokerId(2);
+            hinted.data.current_leader.leader_epoch = 7;
+            let parts = FetchResponseParts {
+                error_code: 0,
+                session_id: 0,
+                topics: vec![(
+                    TopicName(StrBytes::from_static_str("orders")),
+                    vec![hinted.clone(), partition(0, b"batch", version)],
+                )],
+            };
+            let chunks = encode_fetch_response(version, 5, &parts).unwrap();
+            let joined: Vec<u8> = chunks.chunks.iter().flat_map(|c| c.to_vec()).collect();
+            let mut expected = FetchResponse::default();
+            let mut t = FetchableTopicResponse::default();
+            t.topic = TopicName(StrBytes::from_static_str("orders"));
+            for p in &parts.topics[0].1 {
+                let mut d = p.data.clone();
+                d.records = Some(p.records.clone());
+                t.partitions.push(d);
+            }
+            expected.responses.push(t);
+            let expected = encode_response(ApiKey::Fetch, version, 5, &expected).unwrap();
+            assert_eq!(joined, expected.to_vec(), "v{version}");
+            if version >= 12 {
+                let decoded = <FetchResponse as kafka_protocol::protocol::Decodable>::decode(
+                    &mut expected.slice(4 + 5..),
+                    version,
+                )
+                .unwrap();
+                let leader = &decoded.responses[0].partitions[0].current_leader;
+                assert_eq!((leader.leader_id.0, leader.leader_epoch), (2, 7));
+            }
         }
     }
 }

@@ -59,21 +59,56 @@ impl ServerArgs {
     }
 }
 
-/// Runs the broker until SIGINT or SIGTERM, then shuts down cleanly.
+/// Runs the node until SIGINT or SIGTERM, then shuts down cleanly. Without `process.roles`
+/// it is a single-node cluster; with it a broker and controller of a cluster (which starts
+/// serving once the controller has unfenced it), or a controller only.
 pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     // Registered before anything starts, so a signal during start-up still stops cleanly.
-    let signals = Signals::register()?;
+    let mut signals = Signals::register()?;
     let props = args.properties()?;
     let (config, not_acted_on) =
         BrokerConfig::from_properties(&props).context("invalid configuration")?;
     for key in not_acted_on {
         tracing::warn!(%key, "configuration key is valid in Kafka but not acted on by fjord yet");
     }
-    let data_dir = config.log_dir.clone();
-    let running = fjord_broker::start(config).await?;
-    for addr in running.local_addrs() {
+    if let Some(cluster) = config.cluster.as_ref().filter(|c| !c.roles.broker) {
         tracing::info!(
-            "fjord listening on PLAINTEXT://{addr}, data in {}",
+            node_id = config.node_id,
+            voters = cluster.voters.len(),
+            "starting a controller-only node"
+        );
+        let running = fjord_broker::start_controller(&config).await?;
+        tracing::info!(
+            "fjord controller listening on CONTROLLER://{}, metadata in {}",
+            running.local_addr(),
+            cluster.metadata_log_dir.display()
+        );
+        signals.wait().await;
+        tracing::info!("shutting down");
+        running.shutdown().await?;
+        tracing::info!("stopped cleanly");
+        return Ok(());
+    }
+    if let Some(cluster) = &config.cluster {
+        tracing::info!(
+            node_id = config.node_id,
+            roles = %cluster.roles,
+            voters = cluster.voters.len(),
+            "starting in cluster mode; clients are served once the controller unfences this broker"
+        );
+    }
+    let data_dir = config.log_dir.clone();
+    // A cluster node may wait long for a quorum; a signal meanwhile stops the start.
+    let running = tokio::select! {
+        running = fjord_broker::start(config) => running?,
+        () = signals.wait() => {
+            tracing::info!("stopped while starting");
+            return Ok(());
+        }
+    };
+    for (name, addr) in running.listeners() {
+        tracing::info!(
+            "fjord listening on {name}://{addr}, data in {}",
             data_dir.display()
         );
     }
@@ -99,7 +134,7 @@ impl Signals {
         })
     }
 
-    async fn wait(mut self) {
+    async fn wait(&mut self) {
         tokio::select! {
             _ = self.term.recv() => {}
             _ = self.int.recv() => {}

@@ -6,6 +6,9 @@
 //! named by this broker's node id is this broker. Only the keys in
 //! [`crate::config::DYNAMIC_KEYS`] may be set there; any other key is refused with
 //! INVALID_CONFIG as read-only.
+//!
+//! In cluster mode the result is checked here as on a single node, then written through the
+//! controller into the metadata image, which every broker applies to its logs.
 
 use std::collections::BTreeMap;
 
@@ -16,12 +19,16 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
+use fjord_controller::record::ConfigResource;
+
 use super::str_bytes;
 use crate::authorizer::{Operation, Resource};
+use crate::cluster::ClusterNode;
 use crate::dispatch::RequestContext;
 use crate::error::topic_error;
 use crate::log_manager::BrokerEntity;
 use crate::topic_config::is_list_config;
+use crate::topic_config::TopicConfig;
 use crate::Broker;
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -121,8 +128,126 @@ fn alter_topic(
         .map_err(|e| (topic_error(&e), e.to_string()))
 }
 
+/// Cluster mode: the same checks, then the controller. The current overrides are the image's.
+async fn alter_in_cluster(
+    broker: &Broker,
+    cluster: &ClusterNode,
+    ctx: &RequestContext<'_>,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    change: impl FnOnce(&mut BTreeMap<String, String>) -> Outcome,
+) -> Outcome {
+    let image = cluster.image();
+    let resource = match resource_type {
+        RESOURCE_TOPIC => {
+            if !broker.authorizer.authorize(
+                ctx.session,
+                Operation::AlterConfigs,
+                Resource::Topic(name),
+            ) {
+                return Err((
+                    ResponseError::TopicAuthorizationFailed,
+                    "not authorized".into(),
+                ));
+            }
+            if image.topic(name).is_none() {
+                return Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("topic `{name}` does not exist"),
+                ));
+            }
+            ConfigResource::Topic(name.to_string())
+        }
+        RESOURCE_BROKER => {
+            let node_id = broker.config.node_id.to_string();
+            if !name.is_empty() && name != node_id {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("this is broker {node_id}, not `{name}`"),
+                ));
+            }
+            if !broker
+                .authorizer
+                .authorize(ctx.session, Operation::AlterConfigs, Resource::Cluster)
+            {
+                return Err((
+                    ResponseError::ClusterAuthorizationFailed,
+                    "not authorized".into(),
+                ));
+            }
+            if name.is_empty() {
+                ConfigResource::Cluster
+            } else {
+                ConfigResource::Broker(broker.config.node_id)
+            }
+        }
+        other => {
+            return Err((
+                ResponseError::InvalidRequest,
+                format!("resource type {other} has no alterable configs"),
+            ))
+        }
+    };
+    let mut overrides = image.configs(&resource);
+    change(&mut overrides)?;
+    let invalid = |e: &dyn std::fmt::Display| (ResponseError::InvalidConfig, e.to_string());
+    match &resource {
+        ConfigResource::Topic(_) => {
+            let validated = TopicConfig::validate(overrides.clone()).map_err(|e| invalid(&e))?;
+            validated
+                .log_config(&broker.logs.broker_config())
+                .validate()
+                .map_err(|e| invalid(&e))?;
+        }
+        ConfigResource::Cluster => {
+            let own = image.configs(&ConfigResource::Broker(broker.config.node_id));
+            broker
+                .config
+                .with_dynamic(&overrides, &own)
+                .map_err(|e| invalid(&e))?;
+        }
+        ConfigResource::Broker(_) => {
+            let default = image.configs(&ConfigResource::Cluster);
+            broker
+                .config
+                .with_dynamic(&default, &overrides)
+                .map_err(|e| invalid(&e))?;
+        }
+    }
+    cluster
+        .alter_configs(resource, overrides, validate_only)
+        .await
+}
+
+/// Applies `change` to the resource's overrides, on this broker or through the controller.
+async fn alter(
+    broker: &Broker,
+    ctx: &RequestContext<'_>,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    change: impl FnOnce(&mut BTreeMap<String, String>) -> Outcome,
+) -> Outcome {
+    match &broker.cluster {
+        None => alter_topic(broker, ctx, resource_type, name, validate_only, change),
+        Some(cluster) => {
+            alter_in_cluster(
+                broker,
+                cluster,
+                ctx,
+                resource_type,
+                name,
+                validate_only,
+                change,
+            )
+            .await
+        }
+    }
+}
+
 /// Legacy AlterConfigs: the given set replaces every override of the resource.
-pub(crate) fn handle(
+pub(crate) async fn handle(
     broker: &Broker,
     ctx: &RequestContext<'_>,
     request: AlterConfigsRequest,
@@ -130,7 +255,7 @@ pub(crate) fn handle(
     let mut response = AlterConfigsResponse::default();
     for resource in request.resources {
         let name = resource.resource_name.to_string();
-        let outcome = alter_topic(
+        let outcome = alter(
             broker,
             ctx,
             resource.resource_type,
@@ -145,7 +270,8 @@ pub(crate) fn handle(
                 }
                 Ok(())
             },
-        );
+        )
+        .await;
         let mut r = alter_configs_response::AlterConfigsResourceResponse::default();
         r.resource_type = resource.resource_type;
         r.resource_name = resource.resource_name;
@@ -168,7 +294,7 @@ fn list_items(value: &str) -> Vec<String> {
 }
 
 /// IncrementalAlterConfigs: each entry sets, deletes, appends to or subtracts from one key.
-pub(crate) fn handle_incremental(
+pub(crate) async fn handle_incremental(
     broker: &Broker,
     ctx: &RequestContext<'_>,
     request: IncrementalAlterConfigsRequest,
@@ -176,7 +302,7 @@ pub(crate) fn handle_incremental(
     let mut response = IncrementalAlterConfigsResponse::default();
     for resource in request.resources {
         let name = resource.resource_name.to_string();
-        let outcome = alter_topic(
+        let outcome = alter(
             broker,
             ctx,
             resource.resource_type,
@@ -229,7 +355,8 @@ pub(crate) fn handle_incremental(
                 }
                 Ok(())
             },
-        );
+        )
+        .await;
         let mut r = incremental_alter_configs_response::AlterConfigsResourceResponse::default();
         r.resource_type = resource.resource_type;
         r.resource_name = resource.resource_name;

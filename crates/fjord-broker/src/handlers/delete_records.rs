@@ -22,7 +22,6 @@ pub(crate) fn handle(
     let mut response = DeleteRecordsResponse::default();
     for t in request.topics {
         let name = t.name.to_string();
-        let topic = broker.logs.topic(&name);
         let allowed =
             broker
                 .authorizer
@@ -33,11 +32,11 @@ pub(crate) fn handle(
             let mut r = DeleteRecordsPartitionResult::default();
             r.partition_index = p.partition_index;
             r.low_watermark = -1;
-            let partition = topic.as_ref().and_then(|t| t.partition(p.partition_index));
+            let partition = broker.leads(&name, p.partition_index, -1);
             let outcome = match (allowed, partition) {
                 (false, _) => Err(ResponseError::TopicAuthorizationFailed),
-                (_, None) => Err(ResponseError::UnknownTopicOrPartition),
-                (_, Some(partition)) => partition
+                (_, Err(refused)) => Err(refused),
+                (_, Ok(partition)) => partition
                     .with_log(|log| {
                         let target = if p.offset == HIGH_WATERMARK {
                             log.log_end_offset()

@@ -1,4 +1,6 @@
-//! DescribeCluster: the cluster id, the controller and the brokers (one, on a single node).
+//! DescribeCluster: the cluster id, the controller and the brokers: this one on a single
+//! node; in cluster mode the active controller and every unfenced broker of the applied
+//! image at its endpoint for the request's listener.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -25,6 +27,26 @@ pub(crate) fn handle(
     } else {
         AUTHORIZED_OPERATIONS_OMITTED
     };
+    if let Some(cluster) = &broker.cluster {
+        let image = cluster.image();
+        response.controller_id = BrokerId(cluster.controller_id_for_clients(ctx.listener));
+        response.brokers = image
+            .unfenced_brokers()
+            .filter_map(|registration| {
+                let endpoint = registration
+                    .listeners
+                    .iter()
+                    .find(|l| l.name == ctx.listener)?;
+                let mut b = DescribeClusterBroker::default();
+                b.broker_id = BrokerId(registration.broker_id);
+                b.host = str_bytes(endpoint.host.clone());
+                b.port = i32::from(endpoint.port);
+                b.rack = registration.rack.clone().map(str_bytes);
+                Some(b)
+            })
+            .collect();
+        return response;
+    }
     response.brokers = broker
         .advertised
         .iter()

@@ -16,12 +16,24 @@ pub(crate) async fn handle(
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     let ids: Vec<String> = request.groups.iter().map(|g| owned(g)).collect();
+    let refused: Vec<Option<ResponseError>> = ids
+        .iter()
+        .map(|id| broker.coordinates_group(id).err())
+        .collect();
     let mut response = DescribeGroupsResponse::default();
     match broker.groups.describe(ids).await {
         Ok(groups) => {
             response.groups = groups
                 .into_iter()
-                .map(|g| {
+                .zip(refused)
+                .map(|(g, refused)| {
+                    if let Some(refused) = refused {
+                        // Not coordinated here: the local coordinator knows nothing of it.
+                        let mut out = DescribedGroup::default();
+                        out.group_id = GroupId(StrBytes::from_string(g.group_id));
+                        out.error_code = refused.code();
+                        return out;
+                    }
                     let mut out = DescribedGroup::default();
                     out.error_code = code(g.error);
                     out.group_id = GroupId(StrBytes::from_string(g.group_id));

@@ -38,7 +38,7 @@ pub(crate) fn handle(
         };
         let mut out = DescribeLogDirsTopic::default();
         out.name = TopicName(str_bytes(topic.name.clone()));
-        for p in &topic.partitions {
+        for p in topic.hosted() {
             if selected.is_some_and(|s| !s.contains(&p.index)) {
                 continue;
             }

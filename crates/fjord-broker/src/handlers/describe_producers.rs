@@ -20,21 +20,20 @@ pub(crate) fn handle(
 ) -> DescribeProducersResponse {
     let mut response = DescribeProducersResponse::default();
     for t in request.topics {
-        let topic = broker.logs.topic(t.name.as_str());
         let allowed = broker.authorizer.authorize(
             ctx.session,
             Operation::Read,
             Resource::Topic(t.name.as_str()),
         );
         let mut topic_response = TopicResponse::default();
-        topic_response.name = t.name;
+        topic_response.name = t.name.clone();
         for index in t.partition_indexes {
             let mut p = PartitionResponse::default();
             p.partition_index = index;
-            match topic.as_ref().and_then(|t| t.partition(index)) {
+            match broker.leads(t.name.as_str(), index, -1) {
                 _ if !allowed => p.error_code = ResponseError::TopicAuthorizationFailed.code(),
-                None => p.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(partition) => {
+                Err(refused) => p.error_code = refused.code(),
+                Ok(partition) => {
                     p.active_producers = partition
                         .producers_summary()
                         .into_iter()

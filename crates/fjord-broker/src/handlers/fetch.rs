@@ -15,7 +15,7 @@ use bytes::Bytes;
 use fjord_protocol::fetch_frame::{FetchResponseParts, FetchedPartition};
 use futures::future::select_all;
 use kafka_protocol::messages::fetch_response::{AbortedTransaction, PartitionData};
-use kafka_protocol::messages::{FetchRequest, ProducerId};
+use kafka_protocol::messages::{BrokerId, FetchRequest, ProducerId};
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -31,12 +31,14 @@ const READ_COMMITTED: i8 = 1;
 
 /// One requested partition, resolved once per request.
 struct Wanted {
-    partition: Option<Arc<Partition>>,
+    /// The partition if this broker leads it, else why not.
+    partition: Result<Arc<Partition>, ResponseError>,
+    /// Leader and epoch to tell a client that came to the wrong broker (Fetch v12+).
+    leader_hint: Option<(i32, i32)>,
     authorized: bool,
     index: i32,
     fetch_offset: i64,
     max_bytes: usize,
-    current_leader_epoch: i32,
 }
 
 /// Serves a fetch, waiting for data as the request allows.
@@ -57,7 +59,6 @@ pub(crate) async fn handle(
         .topics
         .into_iter()
         .map(|t| {
-            let topic = broker.logs.topic(t.topic.as_str());
             let authorized = broker.authorizer.authorize(
                 ctx.session,
                 Operation::Read,
@@ -66,15 +67,23 @@ pub(crate) async fn handle(
             let partitions = t
                 .partitions
                 .into_iter()
-                .map(|p| Wanted {
-                    partition: topic
-                        .as_ref()
-                        .and_then(|t| t.partition(p.partition).cloned()),
-                    authorized,
-                    index: p.partition,
-                    fetch_offset: p.fetch_offset,
-                    max_bytes: p.partition_max_bytes.max(0) as usize,
-                    current_leader_epoch: p.current_leader_epoch,
+                .map(|p| {
+                    let partition =
+                        broker.leads(t.topic.as_str(), p.partition, p.current_leader_epoch);
+                    let leader_hint = match partition {
+                        Err(
+                            ResponseError::NotLeaderOrFollower | ResponseError::FencedLeaderEpoch,
+                        ) => broker.leader_hint(t.topic.as_str(), p.partition),
+                        _ => None,
+                    };
+                    Wanted {
+                        partition,
+                        leader_hint,
+                        authorized,
+                        index: p.partition,
+                        fetch_offset: p.fetch_offset,
+                        max_bytes: p.partition_max_bytes.max(0) as usize,
+                    }
                 })
                 .collect();
             (t.topic, partitions)
@@ -86,7 +95,7 @@ pub(crate) async fn handle(
         let mut watches: Vec<watch::Receiver<i64>> = wanted
             .iter()
             .flat_map(|(_, ps)| ps.iter())
-            .filter_map(|w| w.partition.as_ref().map(|p| p.subscribe_log_end()))
+            .filter_map(|w| w.partition.as_ref().ok().map(|p| p.subscribe_log_end()))
             .collect();
         let (response, bytes, has_error) = read_once(&wanted, max_bytes, read_committed);
         let now = Instant::now();
@@ -149,6 +158,10 @@ fn read_once(
                 Err((code, offsets)) => {
                     has_error = true;
                     data.error_code = code.code();
+                    if let Some((leader, epoch)) = w.leader_hint {
+                        data.current_leader.leader_id = BrokerId(leader);
+                        data.current_leader.leader_epoch = epoch;
+                    }
                     if let Some(o) = offsets {
                         data.high_watermark = o.log_end_offset;
                         data.last_stable_offset = o.last_stable_offset;
@@ -181,14 +194,9 @@ fn read_partition(
     first_with_data: bool,
     read_committed: bool,
 ) -> PartitionRead {
-    let Some(partition) = w.partition.as_ref() else {
-        return Err((ResponseError::UnknownTopicOrPartition, None));
-    };
+    let partition = w.partition.as_ref().map_err(|refused| (*refused, None))?;
     if !w.authorized {
         return Err((ResponseError::TopicAuthorizationFailed, None));
-    }
-    if w.current_leader_epoch > 0 {
-        return Err((ResponseError::UnknownLeaderEpoch, None));
     }
     let limit = w.max_bytes.min(remaining);
     let read = if read_committed {

@@ -68,14 +68,14 @@ pub(crate) async fn handle(
         response.producer_epoch = request.producer_epoch + 1;
         return response;
     }
-    match broker.producer_ids.next_id() {
+    match broker.producer_ids.next_id_waiting().await {
         Ok(id) => {
             response.producer_id = ProducerId(id);
             response.producer_epoch = 0;
         }
         Err(e) => {
-            tracing::error!(error = %e, "cannot allocate a producer id");
-            response.error_code = ResponseError::KafkaStorageError.code();
+            tracing::warn!(error = %e, "cannot allocate a producer id");
+            response.error_code = crate::error::producer_id_error(&e).code();
         }
     }
     response

@@ -5,7 +5,6 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use kafka_protocol::ResponseError;
 
 use crate::dispatch::RequestContext;
 use crate::error::partition_error;
@@ -26,26 +25,24 @@ pub(crate) fn handle(
     let mut response = ListOffsetsResponse::default();
     let read_committed = ctx.api_version >= 2 && request.isolation_level == READ_COMMITTED;
     for t in request.topics {
-        let topic = broker.logs.topic(t.name.as_str());
         let mut topic_response = ListOffsetsTopicResponse::default();
-        topic_response.name = t.name;
+        topic_response.name = t.name.clone();
         for requested in t.partitions {
             let mut r = ListOffsetsPartitionResponse::default();
             r.partition_index = requested.partition_index;
             r.timestamp = -1;
             r.offset = -1;
+            let partition = broker.leads(
+                t.name.as_str(),
+                requested.partition_index,
+                requested.current_leader_epoch,
+            );
             if ctx.api_version >= 4 {
-                r.leader_epoch = 0;
+                r.leader_epoch = broker.leader_epoch(t.name.as_str(), requested.partition_index);
             }
-            let partition = topic
-                .as_ref()
-                .and_then(|t| t.partition(requested.partition_index));
             let result = match partition {
-                None => Err(ResponseError::UnknownTopicOrPartition),
-                Some(_) if requested.current_leader_epoch > 0 => {
-                    Err(ResponseError::UnknownLeaderEpoch)
-                }
-                Some(partition) if requested.timestamp == LATEST => partition
+                Err(refused) => Err(refused),
+                Ok(partition) if requested.timestamp == LATEST => partition
                     .offsets()
                     .map(|o| {
                         let latest = if read_committed {
@@ -56,7 +53,7 @@ pub(crate) fn handle(
                         Some((latest, -1))
                     })
                     .map_err(|e| partition_error(&e)),
-                Some(partition) => partition
+                Ok(partition) => partition
                     .with_log(|log| {
                         Ok(match requested.timestamp {
                             EARLIEST => Some((log.log_start_offset(), -1)),

@@ -21,6 +21,9 @@ async fn fetch(
     require_stable: bool,
 ) -> Result<Fetched, i16> {
     broker
+        .coordinates_group(&group_id)
+        .map_err(|refused| refused.code())?;
+    broker
         .groups
         .fetch_offsets(Fetch {
             group_id,

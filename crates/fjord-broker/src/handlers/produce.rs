@@ -194,19 +194,19 @@ pub(crate) async fn handle(
             p.base_offset = -1;
             p.log_append_time_ms = -1;
             p.log_start_offset = -1;
-            let partition = topic.as_ref().and_then(|t| t.partition(data.index));
+            let partition = broker.leads(&name, data.index, -1);
             let outcome = match (acks_valid, allowed, partition, data.records) {
                 (false, ..) => Err((ResponseError::InvalidRequiredAcks, None)),
                 (_, false, ..) => Err((ResponseError::TopicAuthorizationFailed, None)),
-                (_, _, None, _) => Err(match validate_topic_name(&name) {
+                (_, _, Err(refused), _) => Err(match validate_topic_name(&name) {
                     Err(e) => (ResponseError::InvalidTopicException, Some(e.to_string())),
-                    Ok(()) => (ResponseError::UnknownTopicOrPartition, None),
+                    Ok(()) => (refused, None),
                 }),
-                (_, _, Some(_), None) => Err((
+                (_, _, Ok(_), None) => Err((
                     ResponseError::CorruptMessage,
                     Some("the partition carries no record batches".to_string()),
                 )),
-                (_, _, Some(partition), Some(records)) => {
+                (_, _, Ok(partition), Some(records)) => {
                     let rules =
                         topic
                             .as_ref()
@@ -215,7 +215,7 @@ pub(crate) async fn handle(
                                 compression: None,
                                 timestamp_bounds: None,
                             });
-                    append(partition, records, ctx.api_version, now, rules).map(|appended| {
+                    append(&partition, records, ctx.api_version, now, rules).map(|appended| {
                         p.base_offset = appended.first_offset();
                         match &appended {
                             Appended::New(info) => {

@@ -43,9 +43,36 @@ const STATE_NAMES: &[&str] = &[
     "PrepareEpochFence",
 ];
 
-/// Asks the coordinator; `None` when it is not running (shutdown).
+/// Asks the coordinator; `None` when it is not running (shutdown). A transactional id this
+/// broker does not coordinate (cluster mode) is answered here with NOT_COORDINATOR.
 pub(crate) async fn ask(broker: &Broker, request: TxnRequest) -> Option<Response> {
+    let transactional_id = match &request {
+        TxnRequest::InitProducerId(r) => r.transactional_id.as_deref().unwrap_or_default(),
+        TxnRequest::AddPartitions(r) => &r.transactional_id,
+        TxnRequest::AddOffsets(r) => &r.transactional_id,
+        TxnRequest::EndTxn(r) => &r.transactional_id,
+    };
+    if let Err(refused) = broker.coordinates_transaction(transactional_id) {
+        let error = txn_error(refused);
+        return Some(match request {
+            TxnRequest::InitProducerId(_) => {
+                Response::InitProducerId(fjord_txn::api::InitProducerIdResponse::error(error))
+            }
+            TxnRequest::AddPartitions(_) => Response::AddPartitionsToTxn(error),
+            TxnRequest::AddOffsets(_) => Response::AddOffsetsToTxn(error),
+            TxnRequest::EndTxn(_) => Response::EndTxn(error),
+        });
+    }
     broker.transactions.request(request).await.ok()
+}
+
+/// The coordinator's error code for a refusal of [`Broker::coordinates_transaction`].
+fn txn_error(refused: ResponseError) -> fjord_txn::ErrorCode {
+    match refused {
+        ResponseError::NotCoordinator => fjord_txn::ErrorCode::NotCoordinator,
+        ResponseError::CoordinatorNotAvailable => fjord_txn::ErrorCode::CoordinatorNotAvailable,
+        other => fjord_txn::ErrorCode::Other(other.code()),
+    }
 }
 
 fn unavailable() -> i16 {
@@ -69,7 +96,6 @@ pub(crate) async fn add_partitions(
     );
     for topic in &request.v3_and_below_topics {
         let name = owned(&topic.name);
-        let exists = broker.logs.topic(&name);
         let allowed =
             broker
                 .authorizer
@@ -79,7 +105,7 @@ pub(crate) async fn add_partitions(
                 Some(ResponseError::TransactionalIdAuthorizationFailed)
             } else if !allowed {
                 Some(ResponseError::TopicAuthorizationFailed)
-            } else if exists.as_ref().and_then(|t| t.partition(p)).is_none() {
+            } else if !broker.partition_exists(&name, p) {
                 Some(ResponseError::UnknownTopicOrPartition)
             } else {
                 None
@@ -271,6 +297,10 @@ pub(crate) async fn describe(
             )
         })
         .collect();
+    let refused: Vec<Option<ResponseError>> = ids
+        .iter()
+        .map(|id| broker.coordinates_transaction(id).err())
+        .collect();
     let described = broker
         .transactions
         .describe(ids.clone())
@@ -285,6 +315,9 @@ pub(crate) async fn describe(
         match described.get(i) {
             _ if !allowed[i] => {
                 state.error_code = ResponseError::TransactionalIdAuthorizationFailed.code()
+            }
+            _ if refused[i].is_some() => {
+                state.error_code = refused[i].map_or(0, |r| r.code());
             }
             None => state.error_code = unavailable(),
             Some(d) => {

@@ -38,7 +38,15 @@ pub(crate) async fn handle(
                 let mut p = WritableTxnMarkerPartitionResult::default();
                 p.partition_index = index;
                 let tp = TopicPartition::new(topic.name.as_str(), index);
-                let outcome = if allowed {
+                // In a cluster only the partition's leader writes markers; the coordinator
+                // retries elsewhere on NOT_LEADER_OR_FOLLOWER.
+                let not_leader = match &broker.cluster {
+                    Some(cluster) => cluster.refuse_unless_leader(topic.name.as_str(), index, -1),
+                    None => None,
+                };
+                let outcome = if let (true, Some(refused)) = (allowed, not_leader) {
+                    Err(refused)
+                } else if allowed {
                     write_marker(
                         &broker.logs,
                         &broker.groups,

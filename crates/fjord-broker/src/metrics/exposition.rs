@@ -160,7 +160,7 @@ pub fn render(s: &Snapshot) -> String {
         w,
         "kafka_server_replicamanager_underreplicatedpartitions",
         &[],
-        0,
+        s.under_replicated,
     );
     family(
         w,
@@ -172,7 +172,7 @@ pub fn render(s: &Snapshot) -> String {
         w,
         "kafka_controller_kafkacontroller_offlinepartitionscount",
         &[],
-        0,
+        s.offline_partitions,
     );
 
     log_gauge(
@@ -295,6 +295,8 @@ mod tests {
         m.record_request(ApiKey::Fetch, Duration::from_millis(700));
         let mut s = m.snapshot();
         s.partition_count = 1;
+        s.under_replicated = 1;
+        s.offline_partitions = 2;
         s.logs.push(LogSnapshot {
             topic: "orders".into(),
             partition: 0,
@@ -329,8 +331,8 @@ mod tests {
             "kafka_server_delayedoperationpurgatory_purgatorysize{delayedOperation=\"Fetch\"} 0",
             "kafka_server_socketservermetrics_connection_count 0",
             "kafka_server_replicamanager_partitioncount 1",
-            "kafka_server_replicamanager_underreplicatedpartitions 0",
-            "kafka_controller_kafkacontroller_offlinepartitionscount 0",
+            "kafka_server_replicamanager_underreplicatedpartitions 1",
+            "kafka_controller_kafkacontroller_offlinepartitionscount 2",
             "kafka_log_log_size{topic=\"orders\",partition=\"0\"} 2048",
             "kafka_log_log_logstartoffset{topic=\"orders\",partition=\"0\"} 3",
             "kafka_log_log_logendoffset{topic=\"orders\",partition=\"0\"} 10",
