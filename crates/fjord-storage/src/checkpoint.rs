@@ -38,7 +38,8 @@ pub fn read_checkpoint(path: &Path) -> Result<CheckpointEntries, StorageError> {
     parse_checkpoint(path, &text)
 }
 
-fn corrupt(path: &Path, line: usize, reason: impl Into<String>) -> StorageError {
+/// A checkpoint line that cannot be read, naming the file and the 1-based line.
+pub(crate) fn corrupt(path: &Path, line: usize, reason: impl Into<String>) -> StorageError {
     StorageError::CorruptCheckpoint {
         path: path.to_path_buf(),
         line,
@@ -46,13 +47,21 @@ fn corrupt(path: &Path, line: usize, reason: impl Into<String>) -> StorageError 
     }
 }
 
-fn parse_checkpoint(path: &Path, text: &str) -> Result<CheckpointEntries, StorageError> {
+/// Splits one of Kafka's text checkpoints (a version line, an entry count, then one line of
+/// `fields` whitespace-separated fields per entry) into each entry's line number and fields.
+/// Shared by the recovery-point and leader-epoch checkpoints, which use this layout.
+pub(crate) fn read_versioned_lines<'t>(
+    path: &Path,
+    text: &'t str,
+    version: i64,
+    fields: usize,
+) -> Result<Vec<(usize, Vec<&'t str>)>, StorageError> {
     let mut lines = text.lines();
-    let version = lines
+    let found = lines
         .next()
         .ok_or_else(|| corrupt(path, 1, "missing version"))?;
-    if version.trim().parse::<i64>().ok() != Some(VERSION) {
-        return Err(corrupt(path, 1, format!("unsupported version {version:?}")));
+    if found.trim().parse::<i64>().ok() != Some(version) {
+        return Err(corrupt(path, 1, format!("unsupported version {found:?}")));
     }
     let count = lines
         .next()
@@ -61,22 +70,33 @@ fn parse_checkpoint(path: &Path, text: &str) -> Result<CheckpointEntries, Storag
         .trim()
         .parse()
         .map_err(|_| corrupt(path, 2, format!("bad entry count {count:?}")))?;
-    let mut entries = BTreeMap::new();
+    // The count comes from the file: do not let a corrupt one size an allocation.
+    let mut entries = Vec::with_capacity(count.min(1024));
     for i in 0..count {
         let line_no = i + 3;
         let line = lines
             .next()
             .ok_or_else(|| corrupt(path, line_no, "fewer entries than declared"))?;
-        let mut fields = line.split_whitespace();
-        let (Some(topic), Some(partition), Some(offset), None) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        if parts.len() != fields {
             return Err(corrupt(
                 path,
                 line_no,
-                format!("expected 3 fields: {line:?}"),
+                format!("expected {fields} fields: {line:?}"),
             ));
-        };
+        }
+        entries.push((line_no, parts));
+    }
+    if lines.any(|l| !l.trim().is_empty()) {
+        return Err(corrupt(path, count + 3, "more entries than declared"));
+    }
+    Ok(entries)
+}
+
+fn parse_checkpoint(path: &Path, text: &str) -> Result<CheckpointEntries, StorageError> {
+    let mut entries = BTreeMap::new();
+    for (line_no, fields) in read_versioned_lines(path, text, VERSION, 3)? {
+        let (topic, partition, offset) = (fields[0], fields[1], fields[2]);
         let partition: i32 = partition
             .parse()
             .map_err(|_| corrupt(path, line_no, format!("bad partition {partition:?}")))?;
@@ -84,9 +104,6 @@ fn parse_checkpoint(path: &Path, text: &str) -> Result<CheckpointEntries, Storag
             .parse()
             .map_err(|_| corrupt(path, line_no, format!("bad offset {offset:?}")))?;
         entries.insert((topic.to_owned(), partition), offset);
-    }
-    if lines.any(|l| !l.trim().is_empty()) {
-        return Err(corrupt(path, count + 3, "more entries than declared"));
     }
     Ok(entries)
 }

@@ -22,7 +22,7 @@ use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::write_atomically;
+use crate::checkpoint::{corrupt, read_versioned_lines, write_atomically};
 use crate::error::IoVerb;
 use crate::StorageError;
 
@@ -54,14 +54,6 @@ pub struct EpochEntry {
 pub(crate) struct LeaderEpochCache {
     path: PathBuf,
     entries: Vec<EpochEntry>,
-}
-
-fn corrupt(path: &Path, line: usize, reason: impl Into<String>) -> StorageError {
-    StorageError::CorruptCheckpoint {
-        path: path.to_path_buf(),
-        line,
-        reason: reason.into(),
-    }
 }
 
 impl LeaderEpochCache {
@@ -202,35 +194,10 @@ fn encode(entries: &[EpochEntry]) -> String {
 }
 
 fn parse(path: &Path, text: &str) -> Result<Vec<EpochEntry>, StorageError> {
-    let mut lines = text.lines();
-    let version = lines
-        .next()
-        .ok_or_else(|| corrupt(path, 1, "missing version"))?;
-    if version.trim().parse::<i32>().ok() != Some(VERSION) {
-        return Err(corrupt(path, 1, format!("unsupported version {version:?}")));
-    }
-    let count = lines
-        .next()
-        .ok_or_else(|| corrupt(path, 2, "missing entry count"))?;
-    let count: usize = count
-        .trim()
-        .parse()
-        .map_err(|_| corrupt(path, 2, format!("bad entry count {count:?}")))?;
-    // The count comes from the file: do not let a corrupt one size an allocation.
-    let mut entries: Vec<EpochEntry> = Vec::with_capacity(count.min(1024));
-    for i in 0..count {
-        let line_no = i + 3;
-        let line = lines
-            .next()
-            .ok_or_else(|| corrupt(path, line_no, "fewer entries than declared"))?;
-        let mut fields = line.split_whitespace();
-        let (Some(epoch), Some(start), None) = (fields.next(), fields.next(), fields.next()) else {
-            return Err(corrupt(
-                path,
-                line_no,
-                format!("expected 2 fields: {line:?}"),
-            ));
-        };
+    let lines = read_versioned_lines(path, text, i64::from(VERSION), 2)?;
+    let mut entries: Vec<EpochEntry> = Vec::with_capacity(lines.len());
+    for (line_no, fields) in lines {
+        let (epoch, start) = (fields[0], fields[1]);
         let epoch: i32 = epoch
             .parse()
             .map_err(|_| corrupt(path, line_no, format!("bad epoch {epoch:?}")))?;
@@ -249,9 +216,6 @@ fn parse(path: &Path, text: &str) -> Result<Vec<EpochEntry>, StorageError> {
             epoch,
             start_offset,
         });
-    }
-    if lines.any(|l| !l.trim().is_empty()) {
-        return Err(corrupt(path, count + 3, "more entries than declared"));
     }
     Ok(entries)
 }
