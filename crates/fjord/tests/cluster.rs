@@ -935,3 +935,76 @@ fn a_broker_only_node_is_refused_with_the_reason() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_broker_killed_mid_transaction_exposes_no_partial_transaction() {
+    let cluster = start_cluster();
+    let bootstrap = cluster.bootstrap();
+    let topic = "tx-kill";
+    create_topic(&bootstrap, topic, PARTITIONS);
+    let leader_set: BTreeSet<i32> = leaders(
+        cluster.node(1).bootstrap_address,
+        topic,
+        PARTITIONS as usize,
+    )
+    .values()
+    .map(|(l, _)| *l)
+    .collect();
+    assert_eq!(
+        leader_set.len(),
+        NODES as usize,
+        "partitions on every broker"
+    );
+    let transactional = |bootstrap: &str| -> ThreadedProducer<DefaultProducerContext> {
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("transactional.id", "cluster-kill-tx")
+            .set("linger.ms", "5")
+            .create()
+            .expect("create transactional producer");
+        producer
+            .init_transactions(Duration::from_secs(60))
+            .expect("init_transactions");
+        producer
+    };
+    let send = |producer: &ThreadedProducer<DefaultProducerContext>, prefix: &str| {
+        let values: Vec<String> = (0..60).map(|i| format!("{prefix}-{i:02}")).collect();
+        for (i, v) in values.iter().enumerate() {
+            producer
+                .send(
+                    BaseRecord::<str, str>::to(topic)
+                        .partition(i as i32 % PARTITIONS)
+                        .payload(v),
+                )
+                .map_err(|(e, _)| e)
+                .expect("enqueue");
+        }
+        producer.flush(Duration::from_secs(30)).expect("flush");
+        values
+    };
+    let mut expected = {
+        let producer = transactional(&bootstrap);
+        producer.begin_transaction().expect("begin");
+        let done = send(&producer, "done");
+        producer.commit_transaction(CALL_TIMEOUT).expect("commit");
+        producer.begin_transaction().expect("begin");
+        send(&producer, "open");
+        // The transaction is open, its records acknowledged on every broker.
+        cluster.kill(2).expect("kill -9 node 2");
+        done
+    };
+    cluster.restart(2).expect("restart node 2");
+    wait_until(START_TIMEOUT, || lists_brokers(&cluster, NODES as usize))
+        .expect("node 2 is back in the cluster");
+    let seen = read_values(&bootstrap, topic, "read_committed", Duration::from_secs(3));
+    assert_eq!(seen, expected, "only the committed transaction is visible");
+
+    // A new instance fences the old one, whose open transaction is aborted, and carries on.
+    let producer = transactional(&bootstrap);
+    producer.begin_transaction().expect("begin");
+    expected.extend(send(&producer, "after"));
+    producer.commit_transaction(CALL_TIMEOUT).expect("commit");
+    expected.sort();
+    let seen = read_values(&bootstrap, topic, "read_committed", Duration::from_secs(3));
+    assert_eq!(seen, expected, "the open transaction never appears");
+}
