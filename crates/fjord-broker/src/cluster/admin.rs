@@ -360,18 +360,7 @@ impl ClusterNode {
             Ok(other) => return Err(unexpected(&other)),
             Err(e) => return Err((controller_error(&e), e.to_string())),
         };
-        let answer = answer.ok_or_else(|| {
-            (
-                ResponseError::UnknownServerError,
-                "the controller answered no topic".to_string(),
-            )
-        })?;
-        if answer.error != fjord_controller::ErrorCode::None {
-            return Err((
-                controller_code(answer.error),
-                answer.error_message.unwrap_or_default(),
-            ));
-        }
+        only_outcome(answer.map(|a| (a.error, a.error_message)), "topic")?;
         if !validate_only {
             let name = name.to_string();
             self.wait_applied(APPLY_WAIT, |image| {
@@ -422,23 +411,30 @@ impl ClusterNode {
             Ok(other) => return Err(unexpected(&other)),
             Err(e) => return Err((controller_error(&e), e.to_string())),
         };
-        let answer = answer.ok_or_else(|| {
-            (
-                ResponseError::UnknownServerError,
-                "the controller answered no resource".to_string(),
-            )
-        })?;
-        if answer.error != fjord_controller::ErrorCode::None {
-            return Err((
-                controller_code(answer.error),
-                answer.error_message.unwrap_or_default(),
-            ));
-        }
+        only_outcome(answer.map(|a| (a.error, a.error_message)), "resource")?;
         if !validate_only {
             self.wait_applied(APPLY_WAIT, |image| image.configs(&resource) == overrides)
                 .await;
         }
         Ok(())
+    }
+}
+
+/// The outcome of a one-item controller request: an answer with no item is the controller's
+/// fault, an item's error is refused with its message.
+fn only_outcome(
+    answer: Option<(fjord_controller::ErrorCode, Option<String>)>,
+    item: &str,
+) -> Result<(), Refusal> {
+    match answer {
+        None => Err((
+            ResponseError::UnknownServerError,
+            format!("the controller answered no {item}"),
+        )),
+        Some((error, message)) if error != fjord_controller::ErrorCode::None => {
+            Err((controller_code(error), message.unwrap_or_default()))
+        }
+        Some(_) => Ok(()),
     }
 }
 
