@@ -216,6 +216,40 @@ pub fn alter_partition(
     }
 }
 
+/// Kafka's message for a cancellation of a partition that is not being reassigned.
+pub const NO_REASSIGNMENT_IN_PROGRESS: &str = "No partition reassignment is in progress.";
+
+/// Kafka's checks of a target replica list (`validateManualPartitionAssignment`), in its
+/// order and words: not empty, then per broker in id order registered and not named twice.
+/// Public so that a single-node broker, whose only registered broker is itself, answers
+/// exactly as a cluster does.
+pub fn check_target_replicas(
+    target: &[i32],
+    registered: impl Fn(i32) -> bool,
+) -> Result<(), String> {
+    if target.is_empty() {
+        return Err("The manual partition assignment includes an empty replica list.".into());
+    }
+    let mut sorted = target.to_vec();
+    sorted.sort_unstable();
+    let mut previous = None;
+    for broker in sorted {
+        if !registered(broker) {
+            return Err(format!(
+                "The manual partition assignment includes broker {broker}, but no such \
+                 broker is registered."
+            ));
+        }
+        if previous == Some(broker) {
+            return Err(format!(
+                "The manual partition assignment includes the broker {broker} more than once."
+            ));
+        }
+        previous = Some(broker);
+    }
+    Ok(())
+}
+
 /// One partition of an AlterPartitionReassignments.
 fn reassign_one(
     image: &MetadataImage,
@@ -228,7 +262,7 @@ fn reassign_one(
         if !before.is_reassigning() {
             return Err((
                 ErrorCode::NoReassignmentInProgress,
-                format!("partition {partition} is not being reassigned"),
+                NO_REASSIGNMENT_IN_PROGRESS.to_string(),
             ));
         }
         return Ok(
@@ -236,16 +270,8 @@ fn reassign_one(
                 .map(MetadataRecord::PartitionChange),
         );
     };
-    let invalid = |message: String| Err((ErrorCode::InvalidReplicaAssignment, message));
-    if target.is_empty() {
-        return invalid("target replicas are empty".into());
-    }
-    if target.iter().collect::<BTreeSet<_>>().len() != target.len() {
-        return invalid(format!("target {target:?} repeats a broker"));
-    }
-    if let Some(b) = target.iter().find(|b| image.broker(**b).is_none()) {
-        return invalid(format!("broker {b} is not registered"));
-    }
+    check_target_replicas(target, |b| image.broker(b).is_some())
+        .map_err(|message| (ErrorCode::InvalidReplicaAssignment, message))?;
     let base = reverted(image, before);
     let mut after = base.clone();
     if *target != base.replicas {
@@ -285,7 +311,12 @@ pub fn alter_partition_reassignments(
             {
                 None => Err((
                     ErrorCode::UnknownTopicOrPartition,
-                    format!("{}-{} does not exist", topic.name, p.partition),
+                    match image.topic(&topic.name) {
+                        None => format!("Unable to find a topic named {}.", topic.name),
+                        Some(_) => {
+                            format!("Unable to find partition {}:{}.", topic.name, p.partition)
+                        }
+                    },
                 )),
                 Some((topic_id, _)) if !seen.insert((topic_id, p.partition)) => Err((
                     ErrorCode::InvalidRequest,

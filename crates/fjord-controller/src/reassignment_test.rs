@@ -258,3 +258,21 @@ fn invalid_targets_are_refused() {
         assert_eq!(decision.response.results[0].error, error, "{target:?}");
     }
 }
+
+#[test]
+fn target_checks_follow_kafka_order_and_words() {
+    let registered = |b: i32| (1..=3).contains(&b);
+    assert_eq!(check_target_replicas(&[2, 1, 3], registered), Ok(()));
+    assert_eq!(
+        check_target_replicas(&[], registered).unwrap_err(),
+        "The manual partition assignment includes an empty replica list."
+    );
+    assert_eq!(
+        check_target_replicas(&[9, 1, 1], registered).unwrap_err(),
+        "The manual partition assignment includes the broker 1 more than once."
+    );
+    assert_eq!(
+        check_target_replicas(&[9, 2], registered).unwrap_err(),
+        "The manual partition assignment includes broker 9, but no such broker is registered."
+    );
+}
