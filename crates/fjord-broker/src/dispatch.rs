@@ -195,6 +195,13 @@ async fn dispatch(
         ApiKey::DescribeProducers => serve!(handlers::describe_producers::handle),
         ApiKey::WriteTxnMarkers => serve!(async, handlers::write_txn_markers::handle),
         ApiKey::DescribeTransactions => serve!(async, handlers::transactions::describe),
+        ApiKey::ElectLeaders => serve!(async, handlers::elect_leaders::handle),
+        ApiKey::AlterPartitionReassignments => {
+            serve!(async, handlers::alter_partition_reassignments::handle)
+        }
+        ApiKey::ListPartitionReassignments => {
+            serve!(handlers::list_partition_reassignments::handle)
+        }
         // The version table and this match are kept in step by a test; reaching here means an
         // api was listed without a handler.
         other => {

@@ -87,3 +87,32 @@ pub(crate) fn topic_error(e: &TopicError) -> ResponseError {
         TopicError::ManagedByController => ResponseError::InvalidRequest,
     }
 }
+
+/// Kafka's standard message for `error` (`Errors.message()`), for responses that carry a
+/// message where Kafka gives no specific one. Errors without an entry here fall back to
+/// their name.
+pub(crate) fn standard_message(error: ResponseError) -> String {
+    let message = match error {
+        ResponseError::UnknownServerError => {
+            "The server experienced an unexpected error when processing the request."
+        }
+        ResponseError::UnknownTopicOrPartition => "This server does not host this topic-partition.",
+        ResponseError::RequestTimedOut => "The request timed out.",
+        ResponseError::ClusterAuthorizationFailed => "Cluster authorization failed.",
+        ResponseError::InvalidReplicaAssignment => "Replica assignment is invalid.",
+        ResponseError::NotController => "This is not the correct controller for this cluster.",
+        ResponseError::InvalidRequest => {
+            "This most likely occurs because of a request being malformed by the client library \
+             or the message was sent to an incompatible broker. See the broker logs for more \
+             details."
+        }
+        ResponseError::PreferredLeaderNotAvailable => "The preferred leader was not available.",
+        ResponseError::EligibleLeadersNotAvailable => {
+            "Eligible topic partition leaders are not available."
+        }
+        ResponseError::ElectionNotNeeded => "Leader election not needed for topic partition.",
+        ResponseError::NoReassignmentInProgress => "No partition reassignment is in progress.",
+        other => return format!("{other:?}"),
+    };
+    message.to_string()
+}

@@ -63,7 +63,10 @@ pub const SUPPORTED_APIS: &[ApiVersionRange] = &[
     range(ApiKey::DescribeLogDirs, 0, 4),
     range(ApiKey::CreatePartitions, 0, 3),
     range(ApiKey::DeleteGroups, 0, 2),
+    range(ApiKey::ElectLeaders, 0, 2),
     range(ApiKey::IncrementalAlterConfigs, 0, 1),
+    range(ApiKey::AlterPartitionReassignments, 0, 0),
+    range(ApiKey::ListPartitionReassignments, 0, 0),
     range(ApiKey::OffsetDelete, 0, 0),
     range(ApiKey::DescribeCluster, 0, 1),
     range(ApiKey::DescribeProducers, 0, 0),
@@ -142,6 +145,9 @@ mod tests {
                 ApiKey::DescribeProducers => DescribeProducersRequest::VERSIONS,
                 ApiKey::DescribeTransactions => DescribeTransactionsRequest::VERSIONS,
                 ApiKey::ListTransactions => ListTransactionsRequest::VERSIONS,
+                ApiKey::ElectLeaders => ElectLeadersRequest::VERSIONS,
+                ApiKey::AlterPartitionReassignments => AlterPartitionReassignmentsRequest::VERSIONS,
+                ApiKey::ListPartitionReassignments => ListPartitionReassignmentsRequest::VERSIONS,
                 other => panic!("no codec check for {other:?}"),
             };
             let min = if r.api_key == ApiKey::Produce {

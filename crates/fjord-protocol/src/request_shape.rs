@@ -313,6 +313,20 @@ const DESCRIBE_TRANSACTIONS: &[Field] = &[f(Strs, 0)];
 const DESCRIBE_PRODUCERS_TOPIC: &[Field] = &[f(Str, 0), f(I32s, 0)];
 const DESCRIBE_PRODUCERS: &[Field] = &[f(Structs(DESCRIBE_PRODUCERS_TOPIC), 0)];
 
+// Partition administration. ElectLeaders v0 has no election type (preferred only); the
+// topic lists of ElectLeaders and ListPartitionReassignments and the replica list of a
+// reassignment are nullable (all partitions, list everything, cancel).
+const ELECT_LEADERS_TOPIC: &[Field] = &[f(Str, 0), f(I32s, 0)];
+const ELECT_LEADERS: &[Field] = &[f(I8, 1), f(Structs(ELECT_LEADERS_TOPIC), 0), f(I32, 0)];
+const REASSIGNABLE_PARTITION: &[Field] = &[f(I32, 0), f(I32s, 0)];
+const REASSIGNABLE_TOPIC: &[Field] = &[f(Str, 0), f(Structs(REASSIGNABLE_PARTITION), 0)];
+// The codec also knows v1 (KIP-860's allow_replication_factor_change), which is not served.
+const ALTER_PARTITION_REASSIGNMENTS: &[Field] =
+    &[f(I32, 0), f(I8, 1), f(Structs(REASSIGNABLE_TOPIC), 0)];
+const LIST_PARTITION_REASSIGNMENTS_TOPIC: &[Field] = &[f(Str, 0), f(I32s, 0)];
+const LIST_PARTITION_REASSIGNMENTS: &[Field] =
+    &[f(I32, 0), f(Structs(LIST_PARTITION_REASSIGNMENTS_TOPIC), 0)];
+
 /// Schema and first flexible version of every served request.
 fn schema(api_key: ApiKey) -> Option<(&'static [Field], i16)> {
     Some(match api_key {
@@ -351,6 +365,9 @@ fn schema(api_key: ApiKey) -> Option<(&'static [Field], i16)> {
         ApiKey::ListTransactions => (LIST_TRANSACTIONS, 0),
         ApiKey::DescribeTransactions => (DESCRIBE_TRANSACTIONS, 0),
         ApiKey::DescribeProducers => (DESCRIBE_PRODUCERS, 0),
+        ApiKey::ElectLeaders => (ELECT_LEADERS, 2),
+        ApiKey::AlterPartitionReassignments => (ALTER_PARTITION_REASSIGNMENTS, 0),
+        ApiKey::ListPartitionReassignments => (LIST_PARTITION_REASSIGNMENTS, 0),
         _ => return None,
     })
 }
@@ -1007,6 +1024,50 @@ mod tests {
                 r.topics = vec![t.clone(), t];
                 encode(&r, version)
             }
+            ApiKey::ElectLeaders => {
+                let mut t = elect_leaders_request::TopicPartitions::default();
+                t.topic = TopicName(s("orders"));
+                t.partitions = vec![0, 1, 2];
+                let mut u = t.clone();
+                u.topic = TopicName(s("payments"));
+                u.partitions = vec![];
+                let mut r = ElectLeadersRequest::default();
+                if version >= 1 {
+                    r.election_type = 1;
+                }
+                r.topic_partitions = Some(vec![t, u]);
+                r.timeout_ms = 30_000;
+                encode(&r, version)
+            }
+            ApiKey::AlterPartitionReassignments => {
+                let mut p = alter_partition_reassignments_request::ReassignablePartition::default();
+                p.partition_index = 0;
+                p.replicas = Some(vec![BrokerId(1), BrokerId(2), BrokerId(3)]);
+                let mut q = p.clone();
+                q.partition_index = 1;
+                q.replicas = None;
+                let mut t = alter_partition_reassignments_request::ReassignableTopic::default();
+                t.name = TopicName(s("orders"));
+                t.partitions = vec![p, q];
+                let mut u = t.clone();
+                u.name = TopicName(s("payments"));
+                let mut r = AlterPartitionReassignmentsRequest::default();
+                r.timeout_ms = 30_000;
+                r.topics = vec![t, u];
+                encode(&r, version)
+            }
+            ApiKey::ListPartitionReassignments => {
+                let mut t = list_partition_reassignments_request::ListPartitionReassignmentsTopics::default();
+                t.name = TopicName(s("orders"));
+                t.partition_indexes = vec![0, 1];
+                let mut u = t.clone();
+                u.name = TopicName(s("payments"));
+                u.partition_indexes = vec![];
+                let mut r = ListPartitionReassignmentsRequest::default();
+                r.timeout_ms = 30_000;
+                r.topics = Some(vec![t, u]);
+                encode(&r, version)
+            }
             other => panic!("no sample for {other:?}"),
         }
     }
@@ -1095,6 +1156,54 @@ mod tests {
                 "CreatePartitions v{version}"
             );
         }
+    }
+
+    #[test]
+    fn accepts_null_lists_in_partition_admin_apis() {
+        for version in 0..=2 {
+            let body = encode(&ElectLeadersRequest::default(), version);
+            assert_eq!(
+                walk_schema(ApiKey::ElectLeaders, version, &body),
+                Ok(body.len()),
+                "ElectLeaders v{version}"
+            );
+        }
+        let body = encode(&ListPartitionReassignmentsRequest::default(), 0);
+        assert_eq!(
+            walk_schema(ApiKey::ListPartitionReassignments, 0, &body),
+            Ok(body.len())
+        );
+    }
+
+    #[test]
+    fn refuses_impossible_counts_in_partition_admin_apis() {
+        // Classic: ElectLeaders v1, election type then 2^31-1 topics.
+        let body = [1, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0x75, 0x30];
+        assert!(matches!(
+            check_against_schema(ApiKey::ElectLeaders, 1, &body),
+            Err(ShapeError::Impossible { position: 1, .. })
+        ));
+        // Flexible: ElectLeaders v2, one topic "t" claiming 2^32-2 partitions.
+        let body = [0, 0x02, 0x02, b't', 0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(matches!(
+            check_against_schema(ApiKey::ElectLeaders, 2, &body),
+            Err(ShapeError::Impossible { position: 4, .. })
+        ));
+        // AlterPartitionReassignments v0: timeout, one topic "t", one partition whose
+        // replica list claims 2^32-2 brokers.
+        let body = [
+            0, 0, 0x75, 0x30, 0x02, 0x02, b't', 0x02, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f,
+        ];
+        assert!(matches!(
+            check_against_schema(ApiKey::AlterPartitionReassignments, 0, &body),
+            Err(ShapeError::Impossible { position: 12, .. })
+        ));
+        // ListPartitionReassignments v0: timeout then 2^32-2 topics.
+        let body = [0, 0, 0x75, 0x30, 0xff, 0xff, 0xff, 0xff, 0x0f, 0];
+        assert!(matches!(
+            check_against_schema(ApiKey::ListPartitionReassignments, 0, &body),
+            Err(ShapeError::Impossible { position: 4, .. })
+        ));
     }
 
     #[test]

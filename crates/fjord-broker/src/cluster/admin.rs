@@ -22,7 +22,7 @@ use crate::log_manager::validate_topic_name;
 use crate::topic_config::TopicConfig;
 
 /// How long a handler waits for its change to reach this broker's applied image.
-const APPLY_WAIT: Duration = Duration::from_secs(10);
+pub(super) const APPLY_WAIT: Duration = Duration::from_secs(10);
 
 /// A refused item: Kafka's error and a message for the client.
 pub type Refusal = (ResponseError, String);
@@ -438,7 +438,8 @@ fn only_outcome(
     }
 }
 
-fn unexpected(answer: &ControllerResponse) -> Refusal {
+/// The refusal for an answer of the wrong kind, which only a bug can cause.
+pub(super) fn unexpected(answer: &ControllerResponse) -> Refusal {
     (
         ResponseError::UnknownServerError,
         format!("unexpected answer from the controller: {answer:?}"),

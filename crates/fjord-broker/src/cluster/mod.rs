@@ -24,6 +24,7 @@ mod admin;
 mod follower;
 mod inter_broker;
 mod lifecycle;
+mod partition_admin;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub use admin::{CreatedTopic, Refusal, TopicToCreate, REPLICATION_UNAVAILABLE};
 pub use follower::{hosted_topics, Follower};
 pub use inter_broker::{InterBrokerClient, InterBrokerError};
 pub use lifecycle::{Lifecycle, LifecycleError};
+pub use partition_admin::{ongoing_reassignments, OngoingReassignment};
 
 /// How long a request waits for an active controller to appear (an election in progress)
 /// before the client is told NOT_CONTROLLER.
