@@ -1,6 +1,7 @@
-"""Raw Kafka requests for the transaction APIs that no client library in the
-test set sends: DescribeProducers, DescribeTransactions, ListTransactions and
-WriteTxnMarkers.
+"""Raw Kafka requests that no client library in the test set sends (or sends
+correctly): DescribeProducers, DescribeTransactions, ListTransactions and
+WriteTxnMarkers, and ElectLeaders v0 and v2 (kafka-python's own ElectLeaders
+"v0" class is v1 under another name, and it has no v2).
 
 The field lists are copied from Apache Kafka's message definitions
 (clients/src/main/resources/common/message/*.json) and encoded with
@@ -20,13 +21,16 @@ from io import BytesIO
 
 from kafka.protocol.api import Request, Response
 from kafka.protocol.types import (
+    Array,
     Boolean,
     CompactArray,
     CompactString,
+    Int8,
     Int16,
     Int32,
     Int64,
     Schema,
+    String,
     TaggedFields,
 )
 
@@ -208,6 +212,89 @@ class WriteTxnMarkersRequest_v1(Request):
         )),
         TAGS,
     )
+
+
+class ElectLeadersResponse_v0(Response):
+    API_KEY = 43
+    API_VERSION = 0
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        ("replica_election_results", Array(
+            ("topic", String("utf-8")),
+            ("partition_result", Array(
+                ("partition_id", Int32),
+                ("error_code", Int16),
+                ("error_message", String("utf-8")),
+            )),
+        )),
+    )
+
+
+class ElectLeadersRequest_v0(Request):
+    # Version 0 has no election type: it is always a preferred election.
+    API_KEY = 43
+    API_VERSION = 0
+    RESPONSE_TYPE = ElectLeadersResponse_v0
+    SCHEMA = Schema(
+        ("topic_partitions", Array(
+            ("topic", String("utf-8")),
+            ("partitions", Array(Int32)),
+        )),
+        ("timeout_ms", Int32),
+    )
+
+
+class ElectLeadersResponse_v2(Response):
+    API_KEY = 43
+    API_VERSION = 2
+    FLEXIBLE_VERSION = True
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        ("error_code", Int16),
+        ("replica_election_results", CompactArray(
+            ("topic", STRING),
+            ("partition_result", CompactArray(
+                ("partition_id", Int32),
+                ("error_code", Int16),
+                ("error_message", STRING),
+                TAGS,
+            )),
+            TAGS,
+        )),
+        TAGS,
+    )
+
+
+class ElectLeadersRequest_v2(Request):
+    API_KEY = 43
+    API_VERSION = 2
+    FLEXIBLE_VERSION = True
+    RESPONSE_TYPE = ElectLeadersResponse_v2
+    SCHEMA = Schema(
+        ("election_type", Int8),
+        ("topic_partitions", CompactArray(
+            ("topic", STRING),
+            ("partitions", CompactArray(Int32)),
+            TAGS,
+        )),
+        ("timeout_ms", Int32),
+        TAGS,
+    )
+
+
+def elect_leaders_v0(conn, partitions_by_topic):
+    """A preferred election at v0 (None: every partition) -> the response as a dict."""
+    topics = None if partitions_by_topic is None else [(t, list(ps)) for t, ps in partitions_by_topic.items()]
+    return conn.call(ElectLeadersRequest_v0(topic_partitions=topics, timeout_ms=30000)).to_object()
+
+
+def elect_leaders_v2(conn, election_type, partitions_by_topic):
+    """An election at v2 (None: every partition) -> the response as a dict."""
+    topics = None if partitions_by_topic is None else [(t, list(ps), {}) for t, ps in partitions_by_topic.items()]
+    request = ElectLeadersRequest_v2(
+        election_type=election_type, topic_partitions=topics, timeout_ms=30000, _tagged_fields={}
+    )
+    return conn.call(request).to_object()
 
 
 def describe_producers(conn, partitions_by_topic):

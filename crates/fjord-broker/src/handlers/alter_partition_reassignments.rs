@@ -80,6 +80,7 @@ pub(crate) async fn handle(
     };
     let mut outcomes = outcomes.into_iter();
     let mut response = AlterPartitionReassignmentsResponse::default();
+    response.error_message = None;
     response.responses = request
         .topics
         .iter()
@@ -132,6 +133,8 @@ fn single_node(
 fn partition_response(partition: i32, outcome: Outcome) -> ReassignablePartitionResponse {
     let mut r = ReassignablePartitionResponse::default();
     r.partition_index = partition;
+    // The codec's default is an empty message; Kafka sends null on success.
+    r.error_message = None;
     if let Some((error, message)) = outcome {
         r.error_code = error.code();
         r.error_message = Some(str_bytes(message));

@@ -24,6 +24,8 @@ pub(crate) fn handle(
     request: ListPartitionReassignmentsRequest,
 ) -> ListPartitionReassignmentsResponse {
     let mut response = ListPartitionReassignmentsResponse::default();
+    // The codec's default is an empty message; Kafka sends null without an error.
+    response.error_message = None;
     if !broker
         .authorizer
         .authorize(ctx.session, Operation::Describe, Resource::Cluster)
