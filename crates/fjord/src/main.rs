@@ -38,6 +38,10 @@ enum Command {
     Consume(cli::consume::ConsumeArgs),
     /// List, describe and abort transactions and show the producers of a partition (like kafka-transactions.sh).
     Transactions(transactions::TransactionsArgs),
+    /// Elect preferred or unclean partition leaders (like kafka-leader-election.sh).
+    LeaderElection(cli::leader_election::LeaderElectionArgs),
+    /// Move partitions to new replicas, verify, cancel and list the moves (like kafka-reassign-partitions.sh).
+    ReassignPartitions(cli::reassign_partitions::ReassignPartitionsArgs),
 }
 
 /// `RUST_LOG` (default `info`), with openraft at `warn` unless named: it logs every vote and
@@ -71,5 +75,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Produce(args) => cli::produce::run(args).await,
         Command::Consume(args) => cli::consume::run(args).await,
         Command::Transactions(args) => transactions::run(args).await,
+        Command::LeaderElection(args) => cli::leader_election::run(args).await,
+        Command::ReassignPartitions(args) => cli::reassign_partitions::run(args).await,
     }
 }

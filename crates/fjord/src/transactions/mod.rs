@@ -11,7 +11,7 @@
 //! | `find-hanging`       | Metadata, DescribeProducers, ListTransactions, DescribeTransactions |
 //!
 //! Unlike the other tools, this one does not go through librdkafka, which
-//! has no API for these calls: `client.rs` speaks the protocol itself. The
+//! has no API for these calls: `cli/kafka_client.rs` speaks the protocol itself. The
 //! connection flags and `--output` may be given before or after the
 //! subcommand (`fjord transactions --bootstrap-server B list`, as Kafka
 //! writes it, or `fjord transactions list --bootstrap-server B`).
@@ -19,7 +19,7 @@
 //! Layout: this file holds the command line and the flow of each
 //! subcommand, with the pure decisions (which producer an abort targets,
 //! which open transactions are hanging) as plain functions tested below;
-//! `client.rs` the connections and requests; `render.rs` the output.
+//! `cli/kafka_client.rs` the connections and requests; `render.rs` the output.
 
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -37,12 +37,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::cli::common::{self, ClientSettings, ConnectionArgs, OutputFormat};
+use crate::cli::common::{self, ConnectionArgs, OutputFormat};
+use crate::cli::kafka_client::{self, error_name, topic_name, Cluster};
 
-mod client;
 mod render;
 
-use client::{error_name, topic_name, Cluster};
 use render::{
     AbortedTransaction, DescribedTransaction, HangingTransaction, ListedTransaction, ProducerRow,
     TopicPartition,
@@ -202,17 +201,10 @@ pub(crate) async fn run(args: TransactionsArgs) -> anyhow::Result<()> {
         bootstrap_server: args.bootstrap_server.clone(),
         command_config: args.command_config.clone(),
     };
-    let settings = ClientSettings::from_connection(&conn)?;
-    if let Some(protocol) = settings.get("security.protocol") {
-        ensure!(
-            protocol.eq_ignore_ascii_case("plaintext"),
-            "security.protocol={protocol} is not supported by fjord transactions, which speaks PLAINTEXT only"
-        );
-    }
-    let bootstrap = settings.bootstrap(conn.bootstrap_server.as_deref());
+    let bootstrap = kafka_client::bootstrap(&conn, "fjord transactions")?;
     let json = args.output == OutputFormat::Json;
     let output = common::blocking(move || -> anyhow::Result<String> {
-        let mut cluster = Cluster::new(&bootstrap)?;
+        let mut cluster = Cluster::new(&bootstrap, "fjord-transactions")?;
         match &args.command {
             TransactionsCommand::List(a) => {
                 let rows = list(&mut cluster, a)?;

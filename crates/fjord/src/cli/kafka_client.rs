@@ -1,9 +1,10 @@
-//! A small blocking Kafka protocol client for `fjord transactions`.
-//!
-//! librdkafka (and so the `rdkafka` crate) has no API for the transaction
-//! admin calls this tool needs: ListTransactions, DescribeTransactions,
-//! DescribeProducers and WriteTxnMarkers. So the tool speaks the protocol
-//! itself, with the `kafka-protocol` crate's codecs:
+//! A small blocking Kafka protocol client for the tools whose calls
+//! librdkafka (and so the `rdkafka` crate) has no API for: `fjord
+//! transactions` (ListTransactions, DescribeTransactions, DescribeProducers,
+//! WriteTxnMarkers), `fjord leader-election` (ElectLeaders) and `fjord
+//! reassign-partitions` (AlterPartitionReassignments,
+//! ListPartitionReassignments). It speaks the protocol itself, with the
+//! `kafka-protocol` crate's codecs:
 //!
 //! ```text
 //! connect ──► ApiVersions v3 ──► pick a version per API within both ranges
@@ -29,13 +30,24 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::ResponseError;
 
-use crate::cli::common::{ADMIN_TIMEOUT, CONNECT_TIMEOUT};
+use crate::cli::common::{ClientSettings, ConnectionArgs, ADMIN_TIMEOUT, CONNECT_TIMEOUT};
+
+/// The bootstrap servers for a tool on this client, from `--bootstrap-server`
+/// or `bootstrap.servers` in the `--command-config` file. Refuses any
+/// `security.protocol` but PLAINTEXT, which is all this client speaks.
+pub(crate) fn bootstrap(conn: &ConnectionArgs, tool: &str) -> anyhow::Result<String> {
+    let settings = ClientSettings::from_connection(conn)?;
+    if let Some(protocol) = settings.get("security.protocol") {
+        ensure!(
+            protocol.eq_ignore_ascii_case("plaintext"),
+            "security.protocol={protocol} is not supported by {tool}, which speaks PLAINTEXT only"
+        );
+    }
+    Ok(settings.bootstrap(conn.bootstrap_server.as_deref()))
+}
 
 /// Largest response accepted (Kafka's default `socket.request.max.bytes`).
 const RESPONSE_BYTES_MAX: usize = 100 * 1024 * 1024;
-
-/// The client id the broker sees in its logs.
-const CLIENT_ID: &str = "fjord-transactions";
 
 /// FindCoordinator's key type for transactional ids.
 const COORDINATOR_KEY_TYPE_TRANSACTION: i8 = 1;
@@ -69,6 +81,8 @@ pub(crate) fn topic_name(name: &str) -> TopicName {
 /// One broker connection and the API versions that broker serves.
 struct Connection {
     address: String,
+    /// The client id the broker sees in its logs (the tool's name).
+    client_id: &'static str,
     stream: TcpStream,
     correlation_id: i32,
     /// api key -> (min, max) served by the broker.
@@ -77,7 +91,7 @@ struct Connection {
 
 impl Connection {
     /// Connects with bounded timeouts and asks for the broker's versions.
-    fn open(address: &str) -> anyhow::Result<Self> {
+    fn open(address: &str, client_id: &'static str) -> anyhow::Result<Self> {
         let socket = address
             .to_socket_addrs()
             .with_context(|| format!("resolving {address}"))?
@@ -92,6 +106,7 @@ impl Connection {
         stream.set_nodelay(true)?;
         let mut connection = Connection {
             address: address.to_string(),
+            client_id,
             stream,
             correlation_id: 0,
             versions: BTreeMap::new(),
@@ -131,7 +146,7 @@ impl Connection {
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
             .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
+            .with_client_id(Some(StrBytes::from_static_str(self.client_id)));
         let mut frame = vec![0u8; 4];
         header.encode(&mut frame, R::header_version(version))?;
         request.encode(&mut frame, version)?;
@@ -202,6 +217,7 @@ fn api_name(key: i16) -> String {
 /// The cluster as this tool sees it: connections by broker, opened lazily,
 /// and the last metadata answer for broker addresses and partition leaders.
 pub(crate) struct Cluster {
+    client_id: &'static str,
     bootstrap: Vec<String>,
     connections: BTreeMap<String, Connection>,
     brokers: BTreeMap<i32, String>,
@@ -214,12 +230,13 @@ pub(crate) struct PartitionInfo {
     pub(crate) partition: i32,
     pub(crate) leader: i32,
     pub(crate) replicas: Vec<i32>,
+    pub(crate) isr: Vec<i32>,
 }
 
 impl Cluster {
-    /// Prepares connections to `bootstrap` (`host:port[,host:port...]`);
-    /// nothing is opened yet.
-    pub(crate) fn new(bootstrap: &str) -> anyhow::Result<Self> {
+    /// Prepares connections to `bootstrap` (`host:port[,host:port...]`) for
+    /// the tool named `client_id`; nothing is opened yet.
+    pub(crate) fn new(bootstrap: &str, client_id: &'static str) -> anyhow::Result<Self> {
         let bootstrap: Vec<String> = bootstrap
             .split(',')
             .map(str::trim)
@@ -228,6 +245,7 @@ impl Cluster {
             .collect();
         ensure!(!bootstrap.is_empty(), "--bootstrap-server is empty");
         Ok(Cluster {
+            client_id,
             bootstrap,
             connections: BTreeMap::new(),
             brokers: BTreeMap::new(),
@@ -236,7 +254,7 @@ impl Cluster {
 
     fn connection(&mut self, address: &str) -> anyhow::Result<&mut Connection> {
         if !self.connections.contains_key(address) {
-            let connection = Connection::open(address)?;
+            let connection = Connection::open(address, self.client_id)?;
             self.connections.insert(address.to_string(), connection);
         }
         Ok(self
@@ -314,6 +332,21 @@ impl Cluster {
         Ok(response)
     }
 
+    /// Sends `request` to the controller the cluster names in its metadata (a
+    /// KRaft broker names itself or another broker, which forwards admin
+    /// requests to the active controller), at the newest common version in
+    /// `ours`.
+    pub(crate) fn send_to_controller<R: Request>(
+        &mut self,
+        key: ApiKey,
+        ours: RangeInclusive<i16>,
+        request: &R,
+    ) -> anyhow::Result<R::Response> {
+        let controller = self.metadata(Some(&[]))?.controller_id.0;
+        ensure!(controller >= 0, "the cluster names no controller");
+        self.send_to(controller, key, ours, request)
+    }
+
     /// Every broker id in the cluster.
     pub(crate) fn broker_ids(&mut self) -> anyhow::Result<Vec<i32>> {
         let response = self.metadata(Some(&[]))?;
@@ -343,6 +376,7 @@ impl Cluster {
                     partition: p.partition_index,
                     leader: p.leader_id.0,
                     replicas: p.replica_nodes.iter().map(|r| r.0).collect(),
+                    isr: p.isr_nodes.iter().map(|r| r.0).collect(),
                 });
             }
         }
@@ -454,6 +488,7 @@ mod tests {
             .unwrap();
         let mut connection = Connection {
             address: address.to_string(),
+            client_id: "fjord-test",
             stream,
             correlation_id: 6,
             versions: BTreeMap::new(),
@@ -469,6 +504,6 @@ mod tests {
         assert_eq!(header.request_api_key, ApiKey::DescribeTransactions as i16);
         assert_eq!(header.request_api_version, 0);
         assert_eq!(header.correlation_id, 7);
-        assert_eq!(header.client_id.as_deref(), Some(CLIENT_ID));
+        assert_eq!(header.client_id.as_deref(), Some("fjord-test"));
     }
 }
