@@ -10,6 +10,7 @@
 
 pub(crate) mod raw;
 pub(crate) mod segment;
+pub(crate) mod tool;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
