@@ -313,6 +313,12 @@ const DESCRIBE_TRANSACTIONS: &[Field] = &[f(Strs, 0)];
 const DESCRIBE_PRODUCERS_TOPIC: &[Field] = &[f(Str, 0), f(I32s, 0)];
 const DESCRIBE_PRODUCERS: &[Field] = &[f(Structs(DESCRIBE_PRODUCERS_TOPIC), 0)];
 
+const OFFSET_FOR_LEADER_EPOCH_PARTITION: &[Field] = &[f(I32, 0), f(I32, 2), f(I32, 0)];
+const OFFSET_FOR_LEADER_EPOCH_TOPIC: &[Field] =
+    &[f(Str, 0), f(Structs(OFFSET_FOR_LEADER_EPOCH_PARTITION), 0)];
+const OFFSET_FOR_LEADER_EPOCH: &[Field] =
+    &[f(I32, 3), f(Structs(OFFSET_FOR_LEADER_EPOCH_TOPIC), 0)];
+
 /// Schema and first flexible version of every served request.
 fn schema(api_key: ApiKey) -> Option<(&'static [Field], i16)> {
     Some(match api_key {
@@ -351,6 +357,7 @@ fn schema(api_key: ApiKey) -> Option<(&'static [Field], i16)> {
         ApiKey::ListTransactions => (LIST_TRANSACTIONS, 0),
         ApiKey::DescribeTransactions => (DESCRIBE_TRANSACTIONS, 0),
         ApiKey::DescribeProducers => (DESCRIBE_PRODUCERS, 0),
+        ApiKey::OffsetForLeaderEpoch => (OFFSET_FOR_LEADER_EPOCH, 4),
         _ => return None,
     })
 }
@@ -1004,6 +1011,19 @@ mod tests {
                 t.name = TopicName(s("orders"));
                 t.partition_indexes = vec![0, 1];
                 let mut r = DescribeProducersRequest::default();
+                r.topics = vec![t.clone(), t];
+                encode(&r, version)
+            }
+            ApiKey::OffsetForLeaderEpoch => {
+                let mut p = offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
+                p.partition = 3;
+                p.current_leader_epoch = 7;
+                p.leader_epoch = 6;
+                let mut t = offset_for_leader_epoch_request::OffsetForLeaderTopic::default();
+                t.topic = TopicName(s("orders"));
+                t.partitions = vec![p.clone(), p];
+                let mut r = OffsetForLeaderEpochRequest::default();
+                r.replica_id = BrokerId(2);
                 r.topics = vec![t.clone(), t];
                 encode(&r, version)
             }
