@@ -91,6 +91,21 @@ pub struct ClusterConfig {
     pub request_timeout_ms: u64,
     /// `metadata.log.dir`, else the first of `log.dirs`: where the metadata log is kept.
     pub metadata_log_dir: PathBuf,
+    /// `replica.lag.time.max.ms`: an in-sync follower not caught up for this long leaves
+    /// the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// `replica.fetch.wait.max.ms`: how long a follower's fetch waits at the leader for data.
+    pub replica_fetch_wait_max_ms: u64,
+    /// `replica.fetch.max.bytes`: bytes per partition in one follower fetch.
+    pub replica_fetch_max_bytes: u64,
+    /// `replica.fetch.response.max.bytes`: bytes in one follower fetch response.
+    pub replica_fetch_response_max_bytes: u64,
+    /// `replica.fetch.backoff.ms`: the pause after a failed follower fetch.
+    pub replica_fetch_backoff_ms: u64,
+    /// `offsets.topic.replication.factor`: replicas of `__consumer_offsets`.
+    pub offsets_topic_replication_factor: i16,
+    /// `transaction.state.log.replication.factor`: replicas of `__transaction_state`.
+    pub transaction_state_log_replication_factor: i16,
 }
 
 impl ClusterConfig {
@@ -277,8 +292,6 @@ const KNOWN_NOT_ACTED_ON: &[&str] = &[
     "num.replica.fetchers",
     "socket.send.buffer.bytes",
     "socket.receive.buffer.bytes",
-    "offsets.topic.replication.factor",
-    "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
     "log.flush.interval.messages",
     "log.flush.interval.ms",
@@ -290,7 +303,6 @@ const KNOWN_NOT_ACTED_ON: &[&str] = &[
     "zookeeper.connection.timeout.ms",
     "delete.topic.enable",
     "compression.type",
-    "replica.lag.time.max.ms",
 ];
 
 /// Every key [`BrokerConfig::from_properties`] acts on.
@@ -352,6 +364,13 @@ const ACTED_ON: &[&str] = &[
     "unclean.leader.election.enable",
     "broker.rack",
     "cluster.id",
+    "replica.lag.time.max.ms",
+    "replica.fetch.wait.max.ms",
+    "replica.fetch.max.bytes",
+    "replica.fetch.response.max.bytes",
+    "replica.fetch.backoff.ms",
+    "offsets.topic.replication.factor",
+    "transaction.state.log.replication.factor",
 ];
 
 /// Keys that only mean something in cluster mode; setting one without `process.roles` is
@@ -882,7 +901,22 @@ fn parse_cluster(
         Some((_, v)) => PathBuf::from(v),
         None => config.log_dir.clone(),
     };
+    let replication_factor = |key: &'static str| -> Result<i16, ConfigError> {
+        match get(key) {
+            Some((k, v)) => Ok(parse_int(k, v, 1, i16::MAX as i64)? as i16),
+            None => Ok(3),
+        }
+    };
     Ok(Some(ClusterConfig {
+        replica_lag_time_max_ms: ms("replica.lag.time.max.ms", 30_000)?,
+        replica_fetch_wait_max_ms: ms("replica.fetch.wait.max.ms", 500)?,
+        replica_fetch_max_bytes: ms("replica.fetch.max.bytes", 1_048_576)?,
+        replica_fetch_response_max_bytes: ms("replica.fetch.response.max.bytes", 10_485_760)?,
+        replica_fetch_backoff_ms: ms("replica.fetch.backoff.ms", 1_000)?,
+        offsets_topic_replication_factor: replication_factor("offsets.topic.replication.factor")?,
+        transaction_state_log_replication_factor: replication_factor(
+            "transaction.state.log.replication.factor",
+        )?,
         roles,
         voters,
         controller_listener_names,
@@ -1221,6 +1255,34 @@ impl BrokerConfig {
                     self.unclean_leader_election_enable.to_string(),
                 ),
                 ("broker.rack", self.broker_rack.clone().unwrap_or_default()),
+                (
+                    "replica.lag.time.max.ms",
+                    cluster.replica_lag_time_max_ms.to_string(),
+                ),
+                (
+                    "replica.fetch.wait.max.ms",
+                    cluster.replica_fetch_wait_max_ms.to_string(),
+                ),
+                (
+                    "replica.fetch.max.bytes",
+                    cluster.replica_fetch_max_bytes.to_string(),
+                ),
+                (
+                    "replica.fetch.response.max.bytes",
+                    cluster.replica_fetch_response_max_bytes.to_string(),
+                ),
+                (
+                    "replica.fetch.backoff.ms",
+                    cluster.replica_fetch_backoff_ms.to_string(),
+                ),
+                (
+                    "offsets.topic.replication.factor",
+                    cluster.offsets_topic_replication_factor.to_string(),
+                ),
+                (
+                    "transaction.state.log.replication.factor",
+                    cluster.transaction_state_log_replication_factor.to_string(),
+                ),
             ]);
             entries.sort_by_key(|(k, _)| *k);
         }

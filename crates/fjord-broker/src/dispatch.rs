@@ -193,6 +193,7 @@ async fn dispatch(
         ApiKey::TxnOffsetCommit => serve!(async, handlers::txn_offset_commit::handle),
         ApiKey::ListTransactions => serve!(async, handlers::transactions::list),
         ApiKey::DescribeProducers => serve!(handlers::describe_producers::handle),
+        ApiKey::OffsetForLeaderEpoch => serve!(handlers::offset_for_leader_epoch::handle),
         ApiKey::WriteTxnMarkers => serve!(async, handlers::write_txn_markers::handle),
         ApiKey::DescribeTransactions => serve!(async, handlers::transactions::describe),
         ApiKey::ElectLeaders => serve!(async, handlers::elect_leaders::handle),

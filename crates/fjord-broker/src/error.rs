@@ -29,6 +29,13 @@ pub(crate) fn partition_error(e: &crate::partition::PartitionError) -> ResponseE
         PartitionError::Storage(e) => storage_error(e),
         PartitionError::Closed(_) => ResponseError::UnknownTopicOrPartition,
         PartitionError::Producer(e) => producer_error(e),
+        PartitionError::NotLeader(_) | PartitionError::NotFollower(_) => {
+            ResponseError::NotLeaderOrFollower
+        }
+        PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        PartitionError::NotEnoughReplicasAfterAppend { .. } => {
+            ResponseError::NotEnoughReplicasAfterAppend
+        }
     }
 }
 

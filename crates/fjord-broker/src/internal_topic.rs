@@ -63,7 +63,7 @@ pub fn read_entries(topic: &Topic) -> Result<Vec<InternalEntry>, StorageError> {
         };
         let mut offset = offsets.log_start_offset;
         while offset < offsets.log_end_offset {
-            let (plan, _) = match partition.read(offset, 1 << 20) {
+            let (plan, _) = match partition.read_to_log_end(offset, 1 << 20) {
                 Ok(r) => r,
                 Err(PartitionError::Storage(e)) => return Err(e),
                 Err(_) => break,
@@ -124,25 +124,39 @@ pub fn append(partition: &Partition, batch: &mut [u8], now_ms: i64) -> Result<i6
     Ok(appended.last_offset() + 1)
 }
 
-/// Waits until `partition` is durable up to `end_offset`, asking the flusher for an fsync.
+/// Waits until `partition` is durable up to `end_offset`, asking the flusher for an fsync,
+/// and (in a cluster) until every in-sync replica has it, as acks=all would.
 pub async fn wait_durable(
     logs: &LogManager,
     partition: Arc<Partition>,
     end_offset: i64,
 ) -> Result<(), i16> {
+    let leader_epoch = partition.leading_epoch_now();
     logs.flusher().request(partition.clone());
     let mut durable = partition.subscribe_durable();
-    let reached = tokio::time::timeout(
-        DURABLE_WAIT,
-        durable.wait_for(|o| *o >= end_offset || !partition.is_open()),
-    )
-    .await
-    .map(|r| r.is_ok());
-    match reached {
-        Ok(true) if partition.is_open() => Ok(()),
-        Ok(_) => Err(ResponseError::NotCoordinator.code()),
-        Err(_) => Err(ResponseError::RequestTimedOut.code()),
-    }
+    let reached = tokio::time::timeout(DURABLE_WAIT, async {
+        let fsynced = durable
+            .wait_for(|o| *o >= end_offset || !partition.is_open())
+            .await
+            .is_ok();
+        if !fsynced || !partition.is_open() {
+            return Err(ResponseError::NotCoordinator.code());
+        }
+        let Some(epoch) = leader_epoch else {
+            return Err(ResponseError::NotCoordinator.code());
+        };
+        partition
+            .wait_replicated(end_offset, 1, epoch)
+            .await
+            .map_err(|e| match e {
+                PartitionError::NotEnoughReplicasAfterAppend { .. } => {
+                    ResponseError::CoordinatorNotAvailable.code()
+                }
+                _ => ResponseError::NotCoordinator.code(),
+            })
+    })
+    .await;
+    reached.unwrap_or(Err(ResponseError::RequestTimedOut.code()))
 }
 
 /// Sends a command carrying a reply channel to a coordinator task and awaits the reply;

@@ -40,6 +40,7 @@ pub mod metrics;
 pub mod partition;
 pub mod producer_ids;
 pub mod producer_state;
+pub mod replica_state;
 pub mod topic_config;
 pub mod txn_runtime;
 
@@ -335,13 +336,27 @@ async fn join_cluster(
         controller = %controller.local_addr(),
         "controller started"
     );
-    let (follower, applied) = cluster::follow(logs.clone(), &controller, config.node_id);
+    let replication = cluster::ReplicaManager::new(
+        config.node_id,
+        logs.clone(),
+        cluster.inter_broker_listener_name.clone(),
+        Duration::from_millis(cluster.request_timeout_ms),
+        cluster::replication_settings(&cluster),
+    );
+    let (follower, applied) = cluster::follow(
+        logs.clone(),
+        replication.clone(),
+        &controller,
+        config.node_id,
+    );
     let node = Arc::new(ClusterNode::new(
         config,
         cluster.clone(),
         controller.clone(),
         applied.clone(),
+        replication.clone(),
     ));
+    replication.attach(&node);
     let registered: Vec<Listener> = advertised
         .iter()
         .map(|l| Listener {
@@ -609,8 +624,11 @@ impl RunningBroker {
         let controller = match cluster {
             Some(parts) => {
                 parts.lifecycle.shutdown(parts.shutdown_timeout).await;
-                // No log may be opened or deleted while the logs close.
+                // No log may be opened, deleted or written by a fetcher while the logs close.
                 parts.follower.stop().await;
+                if let Some(node) = &broker.cluster {
+                    node.replication().shutdown().await;
+                }
                 Some(parts.controller)
             }
             None => None,

@@ -14,7 +14,12 @@ use fjord_storage::{AbortedTxn, AppendInfo, IoVerb, Log, ReadPlan, StorageError}
 use tokio::sync::watch;
 
 use crate::internal_topic::marker_is_commit;
+use crate::replica_state::Role;
+
+#[path = "partition_replication.rs"]
+mod replication;
 use crate::producer_state::{BatchMetadata, ProducerStates, ProducerSummary, SequenceCheck};
+pub use replication::ReplicaRead;
 
 /// A failed partition operation.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +33,30 @@ pub enum PartitionError {
     /// An idempotent batch breaks its producer's sequence or epoch.
     #[error(transparent)]
     Producer(#[from] ProducerError),
+    /// This replica does not lead the partition (or no longer does, at the epoch asked for).
+    #[error("this broker does not lead {0}")]
+    NotLeader(String),
+    /// This replica does not follow the partition (a follower write to a leader, or a fetch
+    /// from a broker that is not a replica).
+    #[error("{0}: not a follower write this replica accepts")]
+    NotFollower(String),
+    /// acks=all with fewer in-sync replicas than `min.insync.replicas`.
+    #[error("{partition}: {isr} in-sync replicas, min.insync.replicas is {min}")]
+    NotEnoughReplicas {
+        /// The partition.
+        partition: String,
+        /// In-sync replicas now.
+        isr: usize,
+        /// What the topic asks for.
+        min: usize,
+    },
+    /// The records were written, but the ISR shrank below `min.insync.replicas` before they
+    /// were replicated.
+    #[error("{partition}: in-sync replicas fell below min.insync.replicas after the append")]
+    NotEnoughReplicasAfterAppend {
+        /// The partition.
+        partition: String,
+    },
 }
 
 /// Why an idempotent batch was refused.
@@ -138,39 +167,51 @@ fn rebuild_producer_states(log: &mut Log, name: &str) -> Result<ProducerStates, 
         }
         plan.read_into(&mut bytes)
             .map_err(|e| StorageError::io(IoVerb::Read, name, e))?;
-        for (h, batch) in BatchIter::headers_only(&bytes).filter_map(Result::ok) {
-            if !h.has_producer_id() {
-                continue;
-            }
-            if h.is_control() {
-                let commit = decode_records(batch).ok().and_then(|records| {
-                    records
-                        .first()
-                        .and_then(|r| r.key.as_deref().and_then(marker_is_commit))
-                });
-                let Some(commit) = commit else { continue };
-                let done = states.complete_txn(
-                    h.producer_id,
-                    h.producer_epoch,
-                    h.base_offset,
-                    h.max_timestamp,
-                );
-                if !commit {
-                    log.append_aborted_txn(aborted_entry(&states, done))?;
-                }
-            } else {
-                states.record(
-                    h.producer_id,
-                    h.producer_epoch,
-                    batch_metadata(&h),
-                    h.is_transactional(),
-                    h.max_timestamp,
-                );
-            }
-        }
+        replay_batches(&mut states, log, &bytes)?;
         offset = plan.next_offset().max(offset + 1);
     }
     Ok(states)
+}
+
+/// Enters batches already in the log (replayed at open, or copied from a leader) into the
+/// producer state: each producer's last batches and open transaction, and markers closing
+/// transactions, aborts indexed for read_committed consumers.
+fn replay_batches(
+    states: &mut ProducerStates,
+    log: &mut Log,
+    bytes: &[u8],
+) -> Result<(), StorageError> {
+    for (h, batch) in BatchIter::headers_only(bytes).filter_map(Result::ok) {
+        if !h.has_producer_id() {
+            continue;
+        }
+        if h.is_control() {
+            let commit = decode_records(batch).ok().and_then(|records| {
+                records
+                    .first()
+                    .and_then(|r| r.key.as_deref().and_then(marker_is_commit))
+            });
+            let Some(commit) = commit else { continue };
+            let done = states.complete_txn(
+                h.producer_id,
+                h.producer_epoch,
+                h.base_offset,
+                h.max_timestamp,
+            );
+            if !commit {
+                log.append_aborted_txn(aborted_entry(states, done))?;
+            }
+        } else {
+            states.record(
+                h.producer_id,
+                h.producer_epoch,
+                batch_metadata(&h),
+                h.is_transactional(),
+                h.max_timestamp,
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Offsets a fetch needs besides the records.
@@ -178,8 +219,11 @@ fn rebuild_producer_states(log: &mut Log, name: &str) -> Result<ProducerStates, 
 pub struct PartitionOffsets {
     /// First offset still in the log.
     pub log_start_offset: i64,
-    /// Offset the next record will get; on a single node also the high watermark.
+    /// Offset the next record will get.
     pub log_end_offset: i64,
+    /// Everything below it is on every in-sync replica; consumers read below it only. On a
+    /// single node it is the log end offset.
+    pub high_watermark: i64,
     /// The first offset of the oldest open transaction, or the high watermark: read_committed
     /// consumers see records below it only.
     pub last_stable_offset: i64,
@@ -209,18 +253,44 @@ pub struct Partition {
     producers: Mutex<ProducerStates>,
     log_end_offset: watch::Sender<i64>,
     durable_offset: watch::Sender<i64>,
+    /// Cluster mode: the high watermark, which consumers and acks=all wait on. Also sent
+    /// (unchanged) when the role changes, so waiters re-check it. On a single node it is
+    /// not used: the high watermark is the log end.
+    high_watermark: watch::Sender<i64>,
+    /// Whether this is a replica in a cluster (else the single node's only copy).
+    clustered: bool,
+    /// Leader, follower or offline; taken after the log lock when both are needed.
+    role: Mutex<Role>,
     /// Log end offset when the producer snapshot was last written; unchanged means no new one
     /// is needed.
     snapshot_end: Mutex<i64>,
 }
 
 impl Partition {
-    /// Wraps an opened log, rebuilding its producer and transaction state.
-    pub fn new(topic: &str, index: i32, mut log: Log) -> Result<Arc<Partition>, StorageError> {
+    /// Wraps an opened log as a single node's only copy, rebuilding its producer and
+    /// transaction state.
+    pub fn new(topic: &str, index: i32, log: Log) -> Result<Arc<Partition>, StorageError> {
+        Partition::open(topic, index, log, false)
+    }
+
+    /// Wraps an opened log as a replica in a cluster. It serves nobody until it is told to
+    /// lead or follow; its high watermark starts at the log start and is learned again
+    /// from the leader (or, as leader, from the followers' fetches).
+    pub fn new_replica(topic: &str, index: i32, log: Log) -> Result<Arc<Partition>, StorageError> {
+        Partition::open(topic, index, log, true)
+    }
+
+    fn open(
+        topic: &str,
+        index: i32,
+        mut log: Log,
+        clustered: bool,
+    ) -> Result<Arc<Partition>, StorageError> {
         let name = format!("{topic}-{index}");
         let end = log.log_end_offset();
         let durable = log.recovery_point().min(end);
         let producers = rebuild_producer_states(&mut log, &name)?;
+        let start = log.log_start_offset();
         Ok(Arc::new(Partition {
             name,
             index,
@@ -229,7 +299,27 @@ impl Partition {
             log_end_offset: watch::Sender::new(end),
             durable_offset: watch::Sender::new(durable),
             snapshot_end: Mutex::new(-1),
+            high_watermark: watch::Sender::new(start),
+            clustered,
+            role: Mutex::new(if clustered {
+                Role::Offline { leader_epoch: -1 }
+            } else {
+                Role::Solo
+            }),
         }))
+    }
+
+    fn role(&self) -> MutexGuard<'_, Role> {
+        self.role.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The leader epoch to stamp on an append, or why this replica may not append.
+    fn leading_epoch(&self) -> Result<Option<i32>, PartitionError> {
+        match &*self.role() {
+            Role::Solo => Ok(None),
+            Role::Leader(l) => Ok(Some(l.leader_epoch)),
+            _ => Err(PartitionError::NotLeader(self.name.clone())),
+        }
     }
 
     fn producers(&self) -> MutexGuard<'_, ProducerStates> {
@@ -276,6 +366,7 @@ impl Partition {
         let log = guard
             .as_mut()
             .ok_or_else(|| PartitionError::Closed(self.name.clone()))?;
+        let epoch = self.leading_epoch()?;
         let mut producers = self.producers.lock().unwrap_or_else(|p| p.into_inner());
         let mut idempotent = false;
         for (h, _) in BatchIter::headers_only(records).filter_map(Result::ok) {
@@ -323,7 +414,10 @@ impl Partition {
                 }
             }
         }
-        let info = log.append(records, now_ms)?;
+        let info = match epoch {
+            Some(epoch) => log.append_with_leader_epoch(records, epoch, now_ms)?,
+            None => log.append(records, now_ms)?,
+        };
         if idempotent {
             // Offsets are now assigned in place; remember each batch where it landed.
             for (h, _) in BatchIter::headers_only(records).filter_map(Result::ok) {
@@ -339,6 +433,7 @@ impl Partition {
             }
         }
         drop(producers);
+        self.after_leader_append(log);
         drop(guard);
         self.log_end_offset.send_replace(info.last_offset + 1);
         Ok(Appended::New(info))
@@ -358,6 +453,7 @@ impl Partition {
         let log = guard
             .as_mut()
             .ok_or_else(|| PartitionError::Closed(self.name.clone()))?;
+        let epoch = self.leading_epoch()?;
         let mut producers = self.producers();
         producers
             .check_epoch(producer_id, producer_epoch)
@@ -382,12 +478,16 @@ impl Partition {
             ..BatchSpec::default()
         };
         let mut batch = build_batch(&spec, &[record]);
-        let info = log.append(&mut batch, now_ms)?;
+        let info = match epoch {
+            Some(epoch) => log.append_with_leader_epoch(&mut batch, epoch, now_ms)?,
+            None => log.append(&mut batch, now_ms)?,
+        };
         let done = producers.complete_txn(producer_id, producer_epoch, info.first_offset, now_ms);
         if !commit {
             log.append_aborted_txn(aborted_entry(&producers, done))?;
         }
         drop(producers);
+        self.after_leader_append(log);
         drop(guard);
         self.log_end_offset.send_replace(info.last_offset + 1);
         Ok(info.first_offset)
@@ -395,16 +495,40 @@ impl Partition {
 
     fn offsets_of(&self, log: &Log) -> PartitionOffsets {
         let end = log.log_end_offset();
-        let stable = self.producers().first_unstable_offset().unwrap_or(end);
+        let high_watermark = if self.clustered {
+            (*self.high_watermark.borrow()).clamp(log.log_start_offset(), end)
+        } else {
+            end
+        };
+        let stable = self
+            .producers()
+            .first_unstable_offset()
+            .unwrap_or(high_watermark);
         PartitionOffsets {
             log_start_offset: log.log_start_offset(),
             log_end_offset: end,
-            last_stable_offset: stable.min(end),
+            high_watermark,
+            last_stable_offset: stable.min(high_watermark),
         }
     }
 
-    /// Plans a read of whole batches from `offset`; the bytes are copied by the caller.
+    /// Plans a consumer's read of whole batches from `offset`, below the high watermark; the
+    /// bytes are copied by the caller.
     pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<(ReadPlan, PartitionOffsets), PartitionError> {
+        self.with_log(|log| {
+            let offsets = self.offsets_of(log);
+            let plan = log.read(offset, max_bytes, offsets.high_watermark)?;
+            Ok((plan, offsets))
+        })
+    }
+
+    /// Plans a read of this replica's own log up to its end, past the high watermark: for a
+    /// coordinator loading its state on becoming leader, which takes over the whole log.
+    pub fn read_to_log_end(
         &self,
         offset: i64,
         max_bytes: usize,
@@ -536,6 +660,7 @@ impl Partition {
         // Wake waiters so they notice the partition is gone.
         self.log_end_offset.send_modify(|_| {});
         self.durable_offset.send_modify(|_| {});
+        self.high_watermark.send_modify(|_| {});
         Ok(())
     }
 

@@ -477,6 +477,11 @@ impl TopicConfig {
         )
     }
 
+    /// `min.insync.replicas`: the in-sync replicas an acks=all produce needs.
+    pub fn min_insync_replicas(&self, broker: &BrokerConfig) -> usize {
+        usize::try_from(self.effective_i64("min.insync.replicas", broker).max(1)).unwrap_or(1)
+    }
+
     /// Whether the topic stamps the broker's clock on every batch.
     pub fn log_append_time(&self, broker: &BrokerConfig) -> bool {
         self.effective("message.timestamp.type", broker) == "LogAppendTime"

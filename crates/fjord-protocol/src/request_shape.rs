@@ -327,6 +327,12 @@ const LIST_PARTITION_REASSIGNMENTS_TOPIC: &[Field] = &[f(Str, 0), f(I32s, 0)];
 const LIST_PARTITION_REASSIGNMENTS: &[Field] =
     &[f(I32, 0), f(Structs(LIST_PARTITION_REASSIGNMENTS_TOPIC), 0)];
 
+const OFFSET_FOR_LEADER_EPOCH_PARTITION: &[Field] = &[f(I32, 0), f(I32, 2), f(I32, 0)];
+const OFFSET_FOR_LEADER_EPOCH_TOPIC: &[Field] =
+    &[f(Str, 0), f(Structs(OFFSET_FOR_LEADER_EPOCH_PARTITION), 0)];
+const OFFSET_FOR_LEADER_EPOCH: &[Field] =
+    &[f(I32, 3), f(Structs(OFFSET_FOR_LEADER_EPOCH_TOPIC), 0)];
+
 /// Schema and first flexible version of every served request.
 fn schema(api_key: ApiKey) -> Option<(&'static [Field], i16)> {
     Some(match api_key {
@@ -368,6 +374,7 @@ fn schema(api_key: ApiKey) -> Option<(&'static [Field], i16)> {
         ApiKey::ElectLeaders => (ELECT_LEADERS, 2),
         ApiKey::AlterPartitionReassignments => (ALTER_PARTITION_REASSIGNMENTS, 0),
         ApiKey::ListPartitionReassignments => (LIST_PARTITION_REASSIGNMENTS, 0),
+        ApiKey::OffsetForLeaderEpoch => (OFFSET_FOR_LEADER_EPOCH, 4),
         _ => return None,
     })
 }
@@ -1057,7 +1064,9 @@ mod tests {
                 encode(&r, version)
             }
             ApiKey::ListPartitionReassignments => {
-                let mut t = list_partition_reassignments_request::ListPartitionReassignmentsTopics::default();
+                let mut t =
+                    list_partition_reassignments_request::ListPartitionReassignmentsTopics::default(
+                    );
                 t.name = TopicName(s("orders"));
                 t.partition_indexes = vec![0, 1];
                 let mut u = t.clone();
@@ -1066,6 +1075,19 @@ mod tests {
                 let mut r = ListPartitionReassignmentsRequest::default();
                 r.timeout_ms = 30_000;
                 r.topics = Some(vec![t, u]);
+                encode(&r, version)
+            }
+            ApiKey::OffsetForLeaderEpoch => {
+                let mut p = offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
+                p.partition = 3;
+                p.current_leader_epoch = 7;
+                p.leader_epoch = 6;
+                let mut t = offset_for_leader_epoch_request::OffsetForLeaderTopic::default();
+                t.topic = TopicName(s("orders"));
+                t.partitions = vec![p.clone(), p];
+                let mut r = OffsetForLeaderEpochRequest::default();
+                r.replica_id = BrokerId(2);
+                r.topics = vec![t.clone(), t];
                 encode(&r, version)
             }
             other => panic!("no sample for {other:?}"),

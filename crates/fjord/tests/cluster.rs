@@ -3,7 +3,7 @@
 //! reports its brokers and active controller, topics spread their leaders over the brokers
 //! and serve produce, fetch and a consumer group across them, requests at the wrong broker
 //! are refused the way Kafka refuses them, a new active controller takes over after a
-//! kill -9, and topics with more than one replica are refused until replication exists.
+//! kill -9, and a replication factor above the broker count is refused.
 
 mod common;
 #[path = "common/groups.rs"]
@@ -233,9 +233,9 @@ fn three_nodes_form_a_cluster_that_serves_topics_and_groups_across_brokers() {
     let controller = *controllers.first().unwrap();
     assert!((1..=NODES as i32).contains(&controller), "{controller}");
 
-    // Replication factor 3 is refused until replication exists.
+    // More replicas than brokers is refused.
     assert_eq!(
-        create_topic_result(&bootstrap, "replicated", 3, 3),
+        create_topic_result(&bootstrap, "replicated", 3, 4),
         Err((
             "replicated".to_string(),
             RDKafkaErrorCode::InvalidReplicationFactor
@@ -716,17 +716,21 @@ fn topic_admin_goes_through_the_controller_to_every_broker() {
         })
     };
     dirs_are([BTreeSet::new(), BTreeSet::from([0]), BTreeSet::from([1])]);
-    // More than one replica in an assignment is refused like a replication factor above 1.
-    let replicated = NewTopic::new("assigned-twice", 1, TopicReplication::Variable(&[&[1, 2]]));
-    let refused = futures::executor::block_on(admin.create_topics([&replicated], &options))
+    // Several replicas in an assignment: the first leads, both hold the log.
+    let replicated = NewTopic::new("assigned-twice", 1, TopicReplication::Variable(&[&[3, 1]]));
+    let created = futures::executor::block_on(admin.create_topics([&replicated], &options))
         .expect("CreateTopics");
+    assert_eq!(created, vec![Ok("assigned-twice".to_string())]);
     assert_eq!(
-        refused,
-        vec![Err((
-            "assigned-twice".to_string(),
-            RDKafkaErrorCode::InvalidReplicationFactor
-        ))]
+        leaders(cluster.node(1).bootstrap_address, "assigned-twice", 1)[&0].0,
+        3
     );
+    wait_until(Duration::from_secs(10), || {
+        partition_dirs(&cluster, 3, "assigned-twice") == BTreeSet::from([0])
+            && partition_dirs(&cluster, 1, "assigned-twice") == BTreeSet::from([0])
+            && partition_dirs(&cluster, 2, "assigned-twice").is_empty()
+    })
+    .expect("replica logs on brokers 3 and 1 only");
 
     // validate_only creates nothing.
     let dry = NewTopic::new("dry-run", 3, TopicReplication::Fixed(1));

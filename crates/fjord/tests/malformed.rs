@@ -37,6 +37,7 @@ fn expected_ranges() -> BTreeMap<i16, (i16, i16)> {
         (20, (1, 6)), // DeleteTopics
         (21, (0, 2)), // DeleteRecords
         (22, (0, 4)), // InitProducerId
+        (23, (2, 4)), // OffsetForLeaderEpoch
         (24, (0, 3)), // AddPartitionsToTxn
         (25, (0, 3)), // AddOffsetsToTxn
         (26, (0, 3)), // EndTxn

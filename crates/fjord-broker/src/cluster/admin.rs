@@ -27,11 +27,6 @@ pub(super) const APPLY_WAIT: Duration = Duration::from_secs(10);
 /// A refused item: Kafka's error and a message for the client.
 pub type Refusal = (ResponseError, String);
 
-/// Why topics with more than one replica are refused: partition data is not replicated
-/// between brokers yet, so a second replica would never hold the data.
-pub const REPLICATION_UNAVAILABLE: &str =
-    "replication is not available yet: topics in a Fjord cluster have one replica per partition";
-
 /// A topic to create, as the client asked for it.
 #[derive(Debug, Clone)]
 pub struct TopicToCreate {
@@ -90,20 +85,7 @@ fn check_new_topic(
     }
     let validated = TopicConfig::validate(topic.configs.clone())
         .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
-    let replication_unavailable = || {
-        (
-            ResponseError::InvalidReplicationFactor,
-            REPLICATION_UNAVAILABLE.to_string(),
-        )
-    };
     if !topic.assignments.is_empty() {
-        if topic
-            .assignments
-            .iter()
-            .any(|(_, replicas)| replicas.len() > 1)
-        {
-            return Err(replication_unavailable());
-        }
         let new = NewTopic {
             name: topic.name.clone(),
             num_partitions: topic.num_partitions,
@@ -139,9 +121,6 @@ fn check_new_topic(
             ResponseError::InvalidReplicationFactor,
             format!("replication factor must be at least 1, got {replication_factor}"),
         ));
-    }
-    if replication_factor > 1 {
-        return Err(replication_unavailable());
     }
     let new = NewTopic {
         name: topic.name.clone(),
@@ -236,13 +215,16 @@ impl ClusterNode {
         outcomes
     }
 
-    /// Creates an internal topic (one replica per partition) unless it exists, and waits
-    /// until the applied image has it.
+    /// Creates an internal topic with `replication_factor` replicas per partition unless it
+    /// exists, and waits until the applied image has it. Too few brokers for that factor is
+    /// refused by the controller (INVALID_REPLICATION_FACTOR), as in Kafka, and clients
+    /// retry.
     pub async fn ensure_internal_topic(
         &self,
         config: &BrokerConfig,
         name: &str,
         partitions: i32,
+        replication_factor: i16,
         configs: BTreeMap<String, String>,
     ) -> Result<(), Refusal> {
         if self.image().topic(name).is_some() {
@@ -251,7 +233,7 @@ impl ClusterNode {
         let topic = TopicToCreate {
             name: name.to_string(),
             num_partitions: partitions,
-            replication_factor: 1,
+            replication_factor,
             assignments: Vec::new(),
             configs,
         };
@@ -338,15 +320,6 @@ impl ClusterNode {
         assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> Result<(), Refusal> {
-        if assignments
-            .as_ref()
-            .is_some_and(|lists| lists.iter().any(|l| l.len() > 1))
-        {
-            return Err((
-                ResponseError::InvalidReplicationFactor,
-                REPLICATION_UNAVAILABLE.to_string(),
-            ));
-        }
         let request = ControllerRequest::CreatePartitions(CreatePartitionsRequest {
             topics: vec![CreatePartitionsTopic {
                 name: name.to_string(),
@@ -466,27 +439,29 @@ mod tests {
     }
 
     #[test]
-    fn more_than_one_replica_is_refused_until_replication_exists() {
+    fn replication_factors_pass_to_the_controller_and_zero_is_refused() {
         let config = BrokerConfig::default();
-        let (code, message) = check(&topic("t", 3, 3), &config).unwrap_err();
-        assert_eq!(code, ResponseError::InvalidReplicationFactor);
-        assert!(
-            message.contains("replication is not available yet"),
-            "{message}"
-        );
+        let new = check(&topic("t", 3, 3), &config).unwrap();
+        assert_eq!(new.replication_factor, 3);
         let mut assigned = topic("t", -1, -1);
         assigned.assignments = vec![(0, vec![1, 2])];
         assert_eq!(
-            check(&assigned, &config).unwrap_err().0,
-            ResponseError::InvalidReplicationFactor
+            check(&assigned, &config).unwrap().assignments[0].replicas,
+            vec![1, 2]
         );
-        // default.replication.factor applies to -1 and is refused the same way.
+        // default.replication.factor applies to -1.
         let config = BrokerConfig {
             default_replication_factor: 2,
             ..BrokerConfig::default()
         };
         assert_eq!(
-            check(&topic("t", 1, -1), &config).unwrap_err().0,
+            check(&topic("t", 1, -1), &config)
+                .unwrap()
+                .replication_factor,
+            2
+        );
+        assert_eq!(
+            check(&topic("t", 1, 0), &config).unwrap_err().0,
             ResponseError::InvalidReplicationFactor
         );
     }

@@ -9,6 +9,7 @@ use fjord_controller::MetadataImage;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::ReplicaManager;
 use crate::log_manager::cluster::HostedTopic;
 use crate::log_manager::LogManager;
 
@@ -42,15 +43,17 @@ pub struct Follower {
 
 impl Follower {
     /// Starts following `source` (the controller's committed image); the returned receiver
-    /// carries every image once its topics and configs are applied to `logs`.
+    /// carries every image once its topics and configs are applied to `logs` and every
+    /// hosted partition has its role from it (`replicas`).
     pub fn start(
         logs: Arc<LogManager>,
+        replicas: Arc<ReplicaManager>,
         source: watch::Receiver<Arc<MetadataImage>>,
         node_id: i32,
     ) -> (Follower, watch::Receiver<Arc<MetadataImage>>) {
         let (applied_tx, applied_rx) = watch::channel(Arc::new(MetadataImage::default()));
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(run(logs, source, applied_tx, stop_rx, node_id));
+        let task = tokio::spawn(run(logs, replicas, source, applied_tx, stop_rx, node_id));
         (Follower { stop, task }, applied_rx)
     }
 
@@ -71,6 +74,7 @@ fn logs_affected(previous: &MetadataImage, next: &MetadataImage, node_id: i32) -
 
 async fn run(
     logs: Arc<LogManager>,
+    replicas: Arc<ReplicaManager>,
     mut source: watch::Receiver<Arc<MetadataImage>>,
     applied: watch::Sender<Arc<MetadataImage>>,
     mut stop: watch::Receiver<bool>,
@@ -87,6 +91,8 @@ async fn run(
             let default = image.configs(&ConfigResource::Cluster);
             let own = image.configs(&ConfigResource::Broker(node_id));
             let logs = logs.clone();
+            let replicas = replicas.clone();
+            let for_roles = image.clone();
             let offset = image.offset();
             let applied_ok = tokio::task::spawn_blocking(move || {
                 if let Err(e) = logs.apply_dynamic_broker_configs(default, own) {
@@ -96,6 +102,7 @@ async fn run(
                 for (topic, partition, error) in &report.failures {
                     tracing::error!(%topic, partition, %error, offset, "partition not applied from the metadata image");
                 }
+                replicas.apply_image(&for_roles);
             })
             .await;
             if let Err(e) = applied_ok {

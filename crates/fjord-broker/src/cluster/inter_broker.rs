@@ -1,6 +1,7 @@
 //! Requests from this broker to another one over the Kafka protocol, on the other broker's
-//! `inter.broker.listener.name` endpoint: today the transaction coordinator's
-//! WriteTxnMarkers to partitions led elsewhere.
+//! `inter.broker.listener.name` endpoint: the transaction coordinator's WriteTxnMarkers to
+//! partitions led elsewhere, and followers' Fetch and OffsetForLeaderEpoch to their leaders
+//! (through a client of their own, so long-polling fetches never delay a marker).
 //!
 //! One connection per peer address, opened on first use and reopened after any failure;
 //! requests on it are sent one at a time, each bounded by the request timeout.
@@ -162,6 +163,19 @@ impl InterBrokerClient {
             return Err(InterBrokerError::Refused { broker_id, code });
         }
         Ok(())
+    }
+
+    /// Sends `request` at `version` to `broker_id` (resolved in `image`) and returns its
+    /// answer; per-item error codes are the caller's to read.
+    pub async fn send<R: Request>(
+        &self,
+        image: &MetadataImage,
+        broker_id: i32,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, InterBrokerError> {
+        let address = self.endpoint(image, broker_id)?;
+        self.call(&address, request, version).await
     }
 
     fn slot(&self, address: &str) -> Slot {

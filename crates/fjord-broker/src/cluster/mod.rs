@@ -17,14 +17,16 @@
 //! blocks) are submitted to the active controller through [`ClusterNode::submit`] and take
 //! effect when they come back in the image.
 //!
-//! Partition data is not replicated between brokers yet: every partition has one replica,
-//! and topics with more are refused (see `handlers::create_topics`).
+//! Partition data is replicated between brokers by [`ReplicaManager`] (see `replication`):
+//! the image gives each hosted partition its role, followers fetch from leaders, and leaders
+//! move the high watermark and propose ISR changes to the controller.
 
 mod admin;
 mod follower;
 mod inter_broker;
 mod lifecycle;
 mod partition_admin;
+mod replication;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -41,11 +43,12 @@ use tokio::sync::watch;
 use crate::config::{metadata_dir, BrokerConfig, ClusterConfig};
 use crate::log_manager::LogManager;
 
-pub use admin::{CreatedTopic, Refusal, TopicToCreate, REPLICATION_UNAVAILABLE};
+pub use admin::{CreatedTopic, Refusal, TopicToCreate};
 pub use follower::{hosted_topics, Follower};
 pub use inter_broker::{InterBrokerClient, InterBrokerError};
 pub use lifecycle::{Lifecycle, LifecycleError};
 pub use partition_admin::{ongoing_reassignments, OngoingReassignment};
+pub use replication::{ReplicaManager, ReplicationSettings};
 
 /// How long a request waits for an active controller to appear (an election in progress)
 /// before the client is told NOT_CONTROLLER.
@@ -87,6 +90,7 @@ pub struct ClusterNode {
     applied: watch::Receiver<Arc<MetadataImage>>,
     broker_epoch: AtomicI64,
     inter_broker: InterBrokerClient,
+    replication: Arc<ReplicaManager>,
 }
 
 /// The controller settings of this node, from the broker's configuration.
@@ -122,6 +126,7 @@ impl ClusterNode {
         cluster: ClusterConfig,
         controller: ControllerHandle,
         applied: watch::Receiver<Arc<MetadataImage>>,
+        replication: Arc<ReplicaManager>,
     ) -> ClusterNode {
         let inter_broker = InterBrokerClient::new(
             config.node_id,
@@ -135,7 +140,13 @@ impl ClusterNode {
             applied,
             broker_epoch: AtomicI64::new(-1),
             inter_broker,
+            replication,
         }
+    }
+
+    /// This broker's replicas and the fetchers copying them.
+    pub fn replication(&self) -> &Arc<ReplicaManager> {
+        &self.replication
     }
 
     /// This broker's `node.id`.
@@ -291,11 +302,23 @@ pub async fn start_controller(
 }
 
 /// Opens what a broker needs before it serves: the image follower on `logs`, so that hosted
-/// logs exist before the controller is told this broker caught up.
+/// logs exist (and have their roles) before the controller is told this broker caught up.
 pub fn follow(
     logs: Arc<LogManager>,
+    replicas: Arc<ReplicaManager>,
     controller: &ControllerHandle,
     node_id: i32,
 ) -> (Follower, watch::Receiver<Arc<MetadataImage>>) {
-    Follower::start(logs, controller.image(), node_id)
+    Follower::start(logs, replicas, controller.image(), node_id)
+}
+
+/// The replication settings of `cluster`.
+pub fn replication_settings(cluster: &ClusterConfig) -> ReplicationSettings {
+    ReplicationSettings {
+        lag_time_max_ms: cluster.replica_lag_time_max_ms,
+        fetch_wait_max_ms: cluster.replica_fetch_wait_max_ms,
+        fetch_max_bytes: cluster.replica_fetch_max_bytes,
+        fetch_response_max_bytes: cluster.replica_fetch_response_max_bytes,
+        fetch_backoff_ms: cluster.replica_fetch_backoff_ms,
+    }
 }

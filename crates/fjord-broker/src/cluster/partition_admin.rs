@@ -3,18 +3,15 @@
 //! next request to this broker, see the new leaders and replica sets. Ongoing reassignments
 //! are listed from the applied image.
 
-use std::collections::BTreeSet;
-
 use fjord_controller::api::{
     AlterPartitionReassignmentsRequest, ControllerRequest, ControllerResponse, ElectLeadersRequest,
     ElectionResult, ElectionType, ReassignablePartition, ReassignableTopic, ReassignmentResult,
     TopicPartitions,
 };
-use fjord_controller::reassignment::check_target_replicas;
 use fjord_controller::{ErrorCode, MetadataImage, PartitionImage};
 
 use super::admin::{unexpected, APPLY_WAIT};
-use super::{partition_image, ClusterNode, Refusal, REPLICATION_UNAVAILABLE};
+use super::{partition_image, ClusterNode, Refusal};
 use crate::error::controller_error;
 
 /// One partition being reassigned, as ListPartitionReassignments reports it.
@@ -77,26 +74,6 @@ pub fn ongoing_reassignments(
     out
 }
 
-/// Why a target is refused before it reaches the controller: it adds a replica, which would
-/// never catch up while partition data is not replicated between brokers, so the
-/// reassignment would never complete. Targets the controller refuses anyway (unknown
-/// partitions, invalid replica lists) are left to it, so its answer names the real problem.
-fn adds_replica(image: &MetadataImage, topic: &str, partition: i32, target: &[i32]) -> bool {
-    let Some(state) = partition_image(image, topic, partition) else {
-        return false;
-    };
-    if check_target_replicas(target, |b| image.broker(b).is_some()).is_err() {
-        return false;
-    }
-    let original: BTreeSet<i32> = state
-        .replicas
-        .iter()
-        .copied()
-        .filter(|r| !state.adding_replicas.contains(r))
-        .collect();
-    target.iter().any(|b| !original.contains(b))
-}
-
 impl ClusterNode {
     /// ElectLeaders through the controller. The results are the controller's: every
     /// requested partition in request order, or (`partitions: None`) only the partitions
@@ -136,74 +113,28 @@ impl ClusterNode {
     }
 
     /// AlterPartitionReassignments through the controller: one result per partition in
-    /// request order. A target that adds a replica is refused here while replication is not
-    /// available. Returns once the applied image shows each accepted change (bounded).
+    /// request order. Returns once the applied image shows each accepted change (bounded):
+    /// a started move (target replicas first) or a cancellation.
     pub async fn alter_partition_reassignments(
         &self,
         topics: Vec<ReassignableTopic>,
     ) -> Result<Vec<ReassignmentResult>, Refusal> {
-        let image = self.image();
-        let mut local: Vec<Option<ReassignmentResult>> = Vec::new();
-        let mut to_submit: Vec<ReassignableTopic> = Vec::new();
-        for topic in &topics {
-            let mut partitions: Vec<ReassignablePartition> = Vec::new();
-            for p in &topic.partitions {
-                let refused = p
-                    .replicas
-                    .as_ref()
-                    .is_some_and(|t| adds_replica(&image, &topic.name, p.partition, t));
-                local.push(refused.then(|| ReassignmentResult {
-                    topic: topic.name.clone(),
-                    partition: p.partition,
-                    error: ErrorCode::InvalidReplicaAssignment,
-                    error_message: Some(REPLICATION_UNAVAILABLE.to_string()),
-                }));
-                if !refused {
-                    partitions.push(p.clone());
-                }
-            }
-            if !partitions.is_empty() {
-                to_submit.push(ReassignableTopic {
-                    name: topic.name.clone(),
-                    partitions,
-                });
-            }
-        }
-        let mut decided = Vec::new();
-        if !to_submit.is_empty() {
-            let request = ControllerRequest::AlterPartitionReassignments(
-                AlterPartitionReassignmentsRequest { topics: to_submit },
-            );
-            decided = match self.submit(request).await {
-                Ok(ControllerResponse::AlterPartitionReassignments(r)) => r.results,
-                Ok(other) => return Err(unexpected(&other)),
-                Err(e) => return Err((controller_error(&e), e.to_string())),
-            };
-        }
-        let mut decided = decided.into_iter();
-        let mut results = Vec::with_capacity(local.len());
-        let requested = topics
+        let request =
+            ControllerRequest::AlterPartitionReassignments(AlterPartitionReassignmentsRequest {
+                topics: topics.clone(),
+            });
+        let results = match self.submit(request).await {
+            Ok(ControllerResponse::AlterPartitionReassignments(r)) => r.results,
+            Ok(other) => return Err(unexpected(&other)),
+            Err(e) => return Err((controller_error(&e), e.to_string())),
+        };
+        let requested: Vec<&ReassignablePartition> =
+            topics.iter().flat_map(|t| t.partitions.iter()).collect();
+        let changed: Vec<(String, i32, Option<Vec<i32>>)> = results
             .iter()
-            .flat_map(|t| t.partitions.iter().map(move |p| (&t.name, p)));
-        for ((name, p), refused) in requested.zip(local) {
-            let result = refused
-                .or_else(|| decided.next())
-                .unwrap_or_else(|| ReassignmentResult {
-                    topic: name.clone(),
-                    partition: p.partition,
-                    error: ErrorCode::UnknownServerError,
-                    error_message: Some(
-                        "the controller answered fewer partitions than were sent".into(),
-                    ),
-                });
-            results.push(result);
-        }
-        let changed: Vec<(String, i32, Option<Vec<i32>>)> = topics
-            .iter()
-            .flat_map(|t| t.partitions.iter().map(move |p| (t, p)))
-            .zip(&results)
-            .filter(|(_, r)| r.error == ErrorCode::None)
-            .map(|((t, p), _)| (t.name.clone(), p.partition, p.replicas.clone()))
+            .zip(requested)
+            .filter(|(r, _)| r.error == ErrorCode::None)
+            .map(|(r, p)| (r.topic.clone(), r.partition, p.replicas.clone()))
             .collect();
         if !changed.is_empty() {
             self.wait_applied(APPLY_WAIT, |image| {
@@ -298,24 +229,5 @@ mod tests {
         assert_eq!(ongoing_reassignments(&image, Some(&asked)), expected);
         let not_moving = [("t".to_string(), vec![0])];
         assert!(ongoing_reassignments(&image, Some(&not_moving)).is_empty());
-    }
-
-    #[test]
-    fn only_valid_targets_that_add_a_replica_are_refused_here() {
-        let image = image();
-        assert!(adds_replica(&image, "t", 0, &[2]));
-        assert!(adds_replica(&image, "t", 0, &[1, 2]));
-        // Reordering or keeping the replica set needs no replication.
-        assert!(!adds_replica(&image, "t", 0, &[1]));
-        // Measured against the original replicas of a moving partition: back to [2] is
-        // a cancellation in effect, [3] is the ongoing target.
-        assert!(!adds_replica(&image, "t", 1, &[2]));
-        assert!(adds_replica(&image, "t", 1, &[3]));
-        // Invalid targets and unknown partitions are the controller's to refuse.
-        assert!(!adds_replica(&image, "t", 0, &[9]));
-        assert!(!adds_replica(&image, "t", 0, &[2, 2]));
-        assert!(!adds_replica(&image, "t", 0, &[]));
-        assert!(!adds_replica(&image, "t", 5, &[2]));
-        assert!(!adds_replica(&image, "other", 0, &[2]));
     }
 }

@@ -37,13 +37,24 @@ pub(crate) fn handle(
                 (false, _) => Err(ResponseError::TopicAuthorizationFailed),
                 (_, Err(refused)) => Err(refused),
                 (_, Ok(partition)) => partition
-                    .with_log(|log| {
+                    .offsets()
+                    .and_then(|offsets| {
+                        // Only what every in-sync replica has may be deleted up to, as in
+                        // Kafka: beyond the high watermark is out of range.
                         let target = if p.offset == HIGH_WATERMARK {
-                            log.log_end_offset()
+                            offsets.high_watermark
                         } else {
                             p.offset
                         };
-                        log.delete_records_before(target)
+                        if target > offsets.high_watermark {
+                            return Err(fjord_storage::StorageError::OffsetOutOfRange {
+                                requested: target,
+                                log_start: offsets.log_start_offset,
+                                log_end: offsets.high_watermark,
+                            }
+                            .into());
+                        }
+                        partition.with_log(|log| log.delete_records_before(target))
                     })
                     .map_err(|e| partition_error(&e)),
             };

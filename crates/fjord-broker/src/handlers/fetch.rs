@@ -5,8 +5,11 @@
 //! is larger than the limits (Kafka's rule, so a consumer never stalls on a big batch). Waiting
 //! is driven by each partition's log-end watch: an append wakes the fetch, nothing polls.
 //!
-//! read_committed consumers get records below the last stable offset only, plus the aborted
-//! transactions overlapping them so they can drop those records.
+//! Consumers get records below the high watermark only (what every in-sync replica has);
+//! read_committed consumers below the last stable offset, plus the aborted transactions
+//! overlapping them so they can drop those records. A fetch from a follower broker
+//! (`replica_id` set) reads up to the log end, and tells the partition how far the follower
+//! got, which moves the high watermark and may return the follower to the ISR.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +34,8 @@ const READ_COMMITTED: i8 = 1;
 
 /// One requested partition, resolved once per request.
 struct Wanted {
+    /// Topic id in the image, for ISR changes a follower's fetch makes due (cluster only).
+    topic_id: Option<uuid::Uuid>,
     /// The partition if this broker leads it, else why not.
     partition: Result<Arc<Partition>, ResponseError>,
     /// Leader and epoch to tell a client that came to the wrong broker (Fetch v12+).
@@ -55,6 +60,10 @@ pub(crate) async fn handle(
         request.max_bytes as usize
     };
     let read_committed = request.isolation_level == READ_COMMITTED;
+    // Followers identify themselves; consumers send -1.
+    let replica =
+        (request.replica_id.0 >= 0 && broker.cluster.is_some()).then_some(request.replica_id.0);
+    let image = broker.cluster.as_ref().map(|c| c.image());
     let wanted: Vec<(kafka_protocol::messages::TopicName, Vec<Wanted>)> = request
         .topics
         .into_iter()
@@ -77,6 +86,10 @@ pub(crate) async fn handle(
                         _ => None,
                     };
                     Wanted {
+                        topic_id: image
+                            .as_ref()
+                            .and_then(|i| i.topic(t.topic.as_str()))
+                            .map(|t| t.topic_id),
                         partition,
                         leader_hint,
                         authorized,
@@ -95,9 +108,15 @@ pub(crate) async fn handle(
         let mut watches: Vec<watch::Receiver<i64>> = wanted
             .iter()
             .flat_map(|(_, ps)| ps.iter())
-            .filter_map(|w| w.partition.as_ref().ok().map(|p| p.subscribe_log_end()))
+            .filter_map(|w| {
+                w.partition.as_ref().ok().map(|p| match replica {
+                    Some(_) => p.subscribe_log_end(),
+                    None => p.subscribe_high_watermark(),
+                })
+            })
             .collect();
-        let (response, bytes, has_error) = read_once(&wanted, max_bytes, read_committed);
+        let (response, bytes, has_error) =
+            read_once(broker, &wanted, max_bytes, read_committed, replica);
         let now = Instant::now();
         if bytes >= min_bytes || has_error || now >= deadline || watches.is_empty() {
             return response;
@@ -106,7 +125,7 @@ pub(crate) async fn handle(
         let changed = select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
         if tokio::time::timeout_at(deadline, changed).await.is_err() {
             // Deadline passed: one last read so data that arrived meanwhile is not held back.
-            return read_once(&wanted, max_bytes, read_committed).0;
+            return read_once(broker, &wanted, max_bytes, read_committed, replica).0;
         }
     }
 }
@@ -114,9 +133,11 @@ pub(crate) async fn handle(
 /// Reads every wanted partition once; returns the response, bytes returned, and whether any
 /// partition errored (errors are answered at once rather than waited on).
 fn read_once(
+    broker: &Broker,
     wanted: &[(kafka_protocol::messages::TopicName, Vec<Wanted>)],
     max_bytes: usize,
     read_committed: bool,
+    replica: Option<i32>,
 ) -> (FetchResponseParts, usize, bool) {
     let mut response = FetchResponseParts::default();
     let mut total = 0usize;
@@ -131,10 +152,14 @@ fn read_once(
             data.log_start_offset = -1;
             data.aborted_transactions = read_committed.then(Vec::new);
             let remaining = max_bytes.saturating_sub(total);
-            match read_partition(w, remaining, total == 0, read_committed) {
+            let read = match replica {
+                Some(replica) => read_for_replica(broker, w, remaining, total == 0, replica),
+                None => read_partition(w, remaining, total == 0, read_committed),
+            };
+            match read {
                 Ok(read) => {
                     total += read.records.len();
-                    data.high_watermark = read.offsets.log_end_offset;
+                    data.high_watermark = read.offsets.high_watermark;
                     data.last_stable_offset = read.offsets.last_stable_offset;
                     data.log_start_offset = read.offsets.log_start_offset;
                     if read_committed {
@@ -163,7 +188,7 @@ fn read_once(
                         data.current_leader.leader_epoch = epoch;
                     }
                     if let Some(o) = offsets {
-                        data.high_watermark = o.log_end_offset;
+                        data.high_watermark = o.high_watermark;
                         data.last_stable_offset = o.last_stable_offset;
                         data.log_start_offset = o.log_start_offset;
                     }
@@ -210,11 +235,63 @@ fn read_partition(
     };
     let (plan, offsets, aborted) = match read {
         Ok(r) => r,
-        Err(PartitionError::Storage(e)) => {
-            return Err((storage_error(&e), partition.offsets().ok()));
-        }
-        Err(e) => return Err((partition_error(&e), None)),
+        Err(e) => return Err(read_error(partition, &e)),
     };
+    copy_plan(partition, plan, offsets, aborted, limit, first_with_data)
+}
+
+fn read_error(
+    partition: &Partition,
+    e: &PartitionError,
+) -> (ResponseError, Option<PartitionOffsets>) {
+    match e {
+        PartitionError::Storage(e) => (storage_error(e), partition.offsets().ok()),
+        e => (partition_error(e), None),
+    }
+}
+
+/// A follower broker's read: up to the log end, recording the follower's progress; an ISR
+/// expansion it makes due is handed to the replica manager.
+fn read_for_replica(
+    broker: &Broker,
+    w: &Wanted,
+    remaining: usize,
+    first_with_data: bool,
+    replica: i32,
+) -> PartitionRead {
+    let partition = w.partition.as_ref().map_err(|refused| (*refused, None))?;
+    let limit = w.max_bytes.min(remaining);
+    let read = partition
+        .read_for_replica(replica, w.fetch_offset, limit, crate::log_manager::now_ms())
+        .map_err(|e| read_error(partition, &e))?;
+    if let (Some(proposal), Some(cluster), Some(topic_id)) =
+        (read.expansion, broker.cluster.as_ref(), w.topic_id)
+    {
+        tracing::info!(partition = %partition.name, replica, isr = ?proposal.new_isr, "follower caught up; expanding the ISR");
+        cluster
+            .replication()
+            .propose(topic_id, partition.clone(), proposal);
+    }
+    copy_plan(
+        partition,
+        read.plan,
+        read.offsets,
+        Vec::new(),
+        limit,
+        first_with_data,
+    )
+}
+
+/// Copies a planned read's bytes (or none, when its batch does not fit and another
+/// partition already returned data).
+fn copy_plan(
+    partition: &Partition,
+    plan: fjord_storage::ReadPlan,
+    offsets: PartitionOffsets,
+    aborted: Vec<fjord_storage::AbortedTxn>,
+    limit: usize,
+    first_with_data: bool,
+) -> PartitionRead {
     // The storage layer always yields one whole batch; beyond the first partition with data a
     // batch that does not fit waits for the next fetch.
     if plan.len() > limit && !first_with_data {

@@ -118,21 +118,29 @@ fn local(
 
 /// Creates the key type's internal topic through the controller unless it exists.
 async fn ensure_topic(broker: &Broker, cluster: &ClusterNode, key_type: i8) -> Result<(), Refusal> {
-    let (topic, partitions, configs) = match key_type {
+    let (topic, partitions, replication_factor, configs) = match key_type {
         KEY_TYPE_GROUP => (
             OFFSETS_TOPIC,
             broker.config.offsets_topic_num_partitions,
+            cluster.config().offsets_topic_replication_factor,
             offsets_topic_configs(),
         ),
         KEY_TYPE_TRANSACTION => (
             TRANSACTION_STATE_TOPIC,
             broker.config.transaction_state_log_num_partitions,
+            cluster.config().transaction_state_log_replication_factor,
             transaction_state_topic_configs(),
         ),
         _ => return Err(unknown_key_type()),
     };
     cluster
-        .ensure_internal_topic(&broker.config, topic, partitions, configs)
+        .ensure_internal_topic(
+            &broker.config,
+            topic,
+            partitions,
+            replication_factor,
+            configs,
+        )
         .await
         .map_err(|(code, message)| {
             tracing::warn!(%topic, ?code, %message, "cannot create the internal topic");

@@ -48,7 +48,7 @@ pub(crate) fn handle(
                         let latest = if read_committed {
                             o.last_stable_offset
                         } else {
-                            o.log_end_offset
+                            o.high_watermark
                         };
                         Some((latest, -1))
                     })

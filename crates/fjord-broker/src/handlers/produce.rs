@@ -1,4 +1,6 @@
-//! Produce: validate and append batches; acks=all answers only once the data is fsynced.
+//! Produce: validate and append batches. acks=all answers once the data is fsynced here
+//! and, in a cluster, on every in-sync replica (the high watermark passed it), refusing up
+//! front when the ISR is smaller than `min.insync.replicas`.
 
 use std::time::Duration;
 
@@ -62,6 +64,8 @@ struct TopicRules {
     compression: Option<Compression>,
     /// `message.timestamp.before.max.ms` / `.after.max.ms`, for CreateTime topics.
     timestamp_bounds: Option<(i64, i64)>,
+    /// `min.insync.replicas`, for acks=all.
+    min_insync: usize,
 }
 
 impl TopicRules {
@@ -72,6 +76,7 @@ impl TopicRules {
             compression: config.compression_target(&defaults),
             timestamp_bounds: (!config.log_append_time(&defaults))
                 .then(|| config.timestamp_bounds(&defaults)),
+            min_insync: config.min_insync_replicas(&defaults),
         }
     }
 }
@@ -136,9 +141,15 @@ fn append(
     api_version: i16,
     now: i64,
     rules: TopicRules,
+    acks: i16,
 ) -> Result<Appended, (ResponseError, Option<String>)> {
     if let Some((code, message)) = refuse_client_batches(&records, api_version) {
         return Err((code, Some(message)));
+    }
+    if acks == -1 {
+        partition
+            .check_min_insync(rules.min_insync)
+            .map_err(|e| (partition_error(&e), Some(e.to_string())))?;
     }
     if let Some(bounds) = rules.timestamp_bounds {
         check_timestamps(&records, bounds, now)
@@ -166,6 +177,25 @@ struct PendingDurability {
     partition: usize,
     handle: Arc<Partition>,
     end_offset: i64,
+    /// The leader epoch the records were appended in (0 on a single node).
+    leader_epoch: i32,
+    min_insync: usize,
+}
+
+/// Waits until an acks=all append is durable here and on every in-sync replica.
+async fn acknowledged(p: &PendingDurability) -> Result<(), ResponseError> {
+    let mut durable = p.handle.subscribe_durable();
+    let reached = durable
+        .wait_for(|offset| *offset >= p.end_offset || !p.handle.is_open())
+        .await
+        .is_ok();
+    if !reached || !p.handle.is_open() {
+        return Err(ResponseError::UnknownTopicOrPartition);
+    }
+    p.handle
+        .wait_replicated(p.end_offset, p.min_insync, p.leader_epoch)
+        .await
+        .map_err(|e| partition_error(&e))
 }
 
 /// Appends every partition's batches; returns `None` for acks=0, which gets no response.
@@ -214,8 +244,10 @@ pub(crate) async fn handle(
                             .unwrap_or(TopicRules {
                                 compression: None,
                                 timestamp_bounds: None,
+                                min_insync: 1,
                             });
-                    append(&partition, records, ctx.api_version, now, rules).map(|appended| {
+                    let leader_epoch = partition.leading_epoch_now().unwrap_or(-1);
+                    append(&partition, records, ctx.api_version, now, rules, acks).map(|appended| {
                         p.base_offset = appended.first_offset();
                         match &appended {
                             Appended::New(info) => {
@@ -238,6 +270,8 @@ pub(crate) async fn handle(
                                 partition: pi,
                                 handle: partition.clone(),
                                 end_offset: appended.last_offset() + 1,
+                                leader_epoch,
+                                min_insync: rules.min_insync,
                             });
                         }
                     })
@@ -256,22 +290,16 @@ pub(crate) async fn handle(
     }
     if !pending.is_empty() {
         let _delayed = broker.metrics.delayed(crate::metrics::Purgatory::Produce);
-        let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(request.timeout_ms.max(0) as u64);
         for p in &pending {
             broker.logs.flusher().request(p.handle.clone());
         }
         for p in pending {
-            let mut durable = p.handle.subscribe_durable();
-            let reached = tokio::time::timeout(
-                timeout,
-                durable.wait_for(|offset| *offset >= p.end_offset || !p.handle.is_open()),
-            )
-            .await;
-            let failed = match reached {
-                Ok(Ok(_)) if p.handle.is_open() => None,
-                Ok(_) => Some(ResponseError::UnknownTopicOrPartition),
-                Err(_) => Some(ResponseError::RequestTimedOut),
-            };
+            let failed = tokio::time::timeout_at(deadline, acknowledged(&p))
+                .await
+                .unwrap_or(Err(ResponseError::RequestTimedOut))
+                .err();
             if let Some(code) = failed {
                 let r = &mut response.responses[p.topic].partition_responses[p.partition];
                 r.error_code = code.code();

@@ -207,7 +207,7 @@ impl LogManager {
             .remove(&(name.to_string(), index));
         let recovery_point = stored.unwrap_or(0).min(active_segment_base(&dir));
         let log = Log::open(&dir, log_config, recovery_point, now_ms())?;
-        Ok(Partition::new(name, index, log)?)
+        Ok(Partition::new_replica(name, index, log)?)
     }
 
     /// Removes partition directories marked by cluster mode whose partition is not hosted

@@ -63,6 +63,7 @@ fn append_one(logs: &LogManager, topic: &str, partition: i32) -> i64 {
             headers: Vec::new(),
         }],
     );
+    p.become_leader(1, 0, 0, vec![1], vec![1], 1).unwrap();
     p.append(&mut batch, 1).unwrap();
     p.offsets().unwrap().log_end_offset
 }

@@ -53,6 +53,20 @@ impl Log {
         self.epochs.end_offset_for(epoch, self.log_end_offset())
     }
 
+    /// Starts `epoch` at the log end, as a newly elected leader does (Kafka assigns the epoch
+    /// on becoming leader), so a follower asking where an older epoch ended is answered with
+    /// this leader's log end before the first record of the new epoch is written. Returns
+    /// whether the cache changed; an epoch not newer than the latest is left alone.
+    pub fn assign_leader_epoch(&mut self, epoch: i32) -> Result<bool, StorageError> {
+        let before = self.epochs.entries().to_vec();
+        let end = self.log_end_offset();
+        if !self.epochs.assign(epoch, end) {
+            return Ok(false);
+        }
+        self.persist_epochs_or_restore(before)?;
+        Ok(true)
+    }
+
     /// Appends batches a follower fetched from its leader, keeping their offsets, partition
     /// leader epochs and timestamps (nothing is reassigned or restamped: the copy must be
     /// byte for byte the leader's).

@@ -242,6 +242,41 @@ pub(crate) fn encode_batch(count: usize, value_len: usize, timestamp_ms: i64) ->
     buf
 }
 
+/// Encodes one v2 record batch (uncompressed, no producer id) with these values, no keys.
+#[allow(dead_code)]
+pub(crate) fn encode_values(values: &[Vec<u8>], timestamp_ms: i64) -> BytesMut {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32 - 1,
+            timestamp: timestamp_ms,
+            key: None,
+            value: Some(Bytes::from(value.clone())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode record batch");
+    buf
+}
+
 /// A consumer-style Fetch of partition 0 of `topic` from `offset` (up to 1 MiB).
 pub(crate) fn fetch_request(topic: &str, offset: i64) -> FetchRequest {
     FetchRequest::default()
