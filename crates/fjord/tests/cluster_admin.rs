@@ -3,11 +3,11 @@
 //! requests sent to a broker that forwards them to the active controller, and through
 //! `fjord leader-election`, `fjord reassign-partitions` and `fjord topics --describe`.
 //!
-//! With one replica per partition the answers are already Kafka's: a partition led by its
-//! preferred replica needs no election, a leaderless one has no eligible leader, and
-//! reassignments naming unknown brokers, repeated brokers or unknown partitions are
-//! refused. The scenarios that move leadership or data between brokers need replicated
-//! partitions and are ignored until partition data is replicated.
+//! With one replica per partition: a partition led by its preferred replica needs no
+//! election, a leaderless one has no eligible leader, and reassignments naming unknown
+//! brokers, repeated brokers or unknown partitions are refused. With three replicas: a
+//! preferred election moves leadership back to a restarted broker, and a partition moves
+//! onto other brokers while a producer writes to it, followed with `--verify`.
 
 mod common;
 
@@ -77,7 +77,7 @@ fn raw_metadata(address: SocketAddr, topics: Option<&[&str]>) -> MetadataRespons
 /// Whether every running node's metadata lists `count` brokers.
 fn lists_brokers(cluster: &Cluster, count: usize) -> bool {
     (1..=cluster.node_count())
-        .filter(|n| cluster.is_running(*n))
+        .filter(|n| cluster.is_running(*n) && !cluster.is_paused(*n))
         .all(|n| {
             let address = cluster.node(n).bootstrap_address;
             std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_ok()
@@ -148,7 +148,8 @@ fn wait_for_partitions(
     let mut last = BTreeMap::new();
     wait_until(Duration::from_secs(60), || {
         let mut all = true;
-        for n in (1..=cluster.node_count()).filter(|n| cluster.is_running(*n)) {
+        let serving = |n: &u32| cluster.is_running(*n) && !cluster.is_paused(*n);
+        for n in (1..=cluster.node_count()).filter(serving) {
             last = partitions(cluster.node(n).bootstrap_address, topic, count);
             all &= ready(&last);
         }
@@ -413,16 +414,9 @@ fn elections_and_reassignments_are_answered_by_the_controller() {
         ),
     ]);
     assert_eq!(reassignment_results(&response), expected);
-    // A cancellation with nothing to cancel, a target equal to the current replicas (a
-    // no-op), and a move to another broker, which needs replication.
-    let response = reassign(
-        address,
-        &[
-            (topic, 0, None),
-            (topic, 1, Some(&[leader(1)])),
-            (topic, 2, Some(&[elsewhere])),
-        ],
-    );
+    // A cancellation with nothing to cancel and a target equal to the current replicas (a
+    // no-op).
+    let response = reassign(address, &[(topic, 0, None), (topic, 1, Some(&[leader(1)]))]);
     let results = reassignment_results(&response);
     assert_eq!(
         results[&key(topic, 0)],
@@ -432,14 +426,6 @@ fn elections_and_reassignments_are_answered_by_the_controller() {
         )
     );
     assert_eq!(results[&key(topic, 1)], (NONE, None));
-    let (code, message) = &results[&key(topic, 2)];
-    assert_eq!(*code, INVALID_REPLICA_ASSIGNMENT);
-    assert!(
-        message
-            .as_deref()
-            .is_some_and(|m| m.contains("replication is not available yet")),
-        "{message:?}"
-    );
     // None of it moved anything.
     let after = wait_for_partitions(&cluster, topic, 3, "unchanged partitions", |ps| {
         *ps == before
@@ -491,15 +477,7 @@ fn elections_and_reassignments_are_answered_by_the_controller() {
         "{run:?}"
     );
 
-    let reassign_tool = |args: &[&str]| {
-        let mut all = vec![
-            "reassign-partitions",
-            "--bootstrap-server",
-            bootstrap.as_str(),
-        ];
-        all.extend_from_slice(args);
-        run_tool(&all)
-    };
+    let reassign_tool = |args: &[&str]| reassign_tool(&bootstrap, args);
     let run = reassign_tool(&["--list"]);
     assert_eq!(
         (run.code, run.stdout.as_str()),
@@ -711,7 +689,6 @@ fn create_assigned_topic(bootstrap: &str, topic: &str, assignment: &[&[i32]]) {
 }
 
 #[test]
-#[ignore = "needs replication factor > 1"]
 fn preferred_election_moves_leadership_back_after_a_broker_restart() {
     let cluster = start_cluster(3);
     let bootstrap = cluster.bootstrap();
@@ -805,24 +782,49 @@ fn preferred_election_moves_leadership_back_after_a_broker_restart() {
     assert_consumed_exactly(&records, &positions, &consumed);
 }
 
+/// `bootstrap.servers` of every node but `node`.
+fn bootstrap_without(cluster: &Cluster, node: u32) -> String {
+    (1..=cluster.node_count())
+        .filter(|n| *n != node)
+        .map(|n| cluster.node(n).bootstrap_address.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Runs `fjord reassign-partitions --bootstrap-server BOOTSTRAP ARGS...`.
+fn reassign_tool(bootstrap: &str, args: &[&str]) -> common::tool::ToolRun {
+    let mut all = vec!["reassign-partitions", "--bootstrap-server", bootstrap];
+    all.extend_from_slice(args);
+    run_tool(&all)
+}
+
 #[test]
-#[ignore = "needs replication factor > 1"]
 fn reassigning_a_replicated_partition_onto_other_brokers_while_producing() {
     // Four brokers, so that a partition with three replicas can move onto a replica set
-    // that differs from its own.
+    // that differs from its own. The broker being added is not the active controller, and
+    // the replica being removed is the leader, so leadership moves too.
     let cluster = start_cluster(4);
-    let bootstrap = cluster.bootstrap();
+    let (controller, _) = controller_and_other(&cluster);
+    let added = (1..=4).rev().find(|b| *b != controller).unwrap();
+    let original: Vec<i32> = (1..=4).filter(|b| *b != added).collect();
+    let removed = original[0];
+    let mut target: Vec<i32> = original[1..].to_vec();
+    target.push(added);
     let topic = "moving";
-    create_assigned_topic(&bootstrap, topic, &[&[1, 2, 3]]);
+    create_assigned_topic(&cluster.bootstrap(), topic, &[&original]);
     wait_for_partitions(&cluster, topic, 1, "a replicated partition", |ps| {
-        ps[&0].isr.len() == 3
+        ps[&0].isr.len() == 3 && ps[&0].leader == removed
     });
+    // The added broker is paused for the first attempt, so the move cannot finish; the
+    // clients and tools use the other brokers meanwhile.
+    let others = bootstrap_without(&cluster, added as u32);
+    let address = cluster.node(removed as u32).bootstrap_address;
 
-    // A producer writes with acks=all for the whole move.
+    // A producer writes with acks=all for the whole test.
     let stop = Arc::new(AtomicBool::new(false));
     let producer = {
         let stop = Arc::clone(&stop);
-        let bootstrap = bootstrap.clone();
+        let bootstrap = others.clone();
         std::thread::spawn(move || {
             let mut acknowledged: Vec<(TestRecord, (i32, i64))> = Vec::new();
             let mut seed = 0;
@@ -848,60 +850,136 @@ fn reassigning_a_replicated_partition_onto_other_brokers_while_producing() {
             acknowledged
         })
     };
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(1));
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let target = write_file(
+    let file = write_file(
         &dir,
         "move.json",
-        r#"{"version":1,"partitions":[{"topic":"moving","partition":0,"replicas":[2,3,4]}]}"#,
+        &format!(
+            r#"{{"version":1,"partitions":[{{"topic":"moving","partition":0,"replicas":{target:?}}}]}}"#
+        ),
     );
-    let reassign_tool = |args: &[&str]| {
-        let mut all = vec![
-            "reassign-partitions",
-            "--bootstrap-server",
-            bootstrap.as_str(),
-        ];
-        all.extend_from_slice(args);
-        run_tool(&all)
-    };
-    let run = reassign_tool(&["--execute", "--reassignment-json-file", &target]);
+    let target_text = target
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let merged_text = format!("{target_text},{removed}");
+
+    // Started while the added broker cannot fetch: the move stays in progress, listed with
+    // the replicas being added and removed, until it is cancelled.
+    cluster.pause(added as u32).expect("pause the added broker");
+    let run = reassign_tool(&others, &["--execute", "--reassignment-json-file", &file]);
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(
         run.stdout
-            .contains("Successfully started partition reassignment for moving-0"),
+            .ends_with("Successfully started partition reassignment for moving-0\n"),
         "{run:?}"
     );
-    // Until it completes, --list and ListPartitionReassignments show the move.
-    let mut seen_in_progress = false;
+    let run = reassign_tool(&others, &["--verify", "--reassignment-json-file", &file]);
+    assert_eq!(
+        run.stdout,
+        "Status of partition reassignment:\n\
+         Reassignment of partition moving-0 is still in progress.\n",
+        "{run:?}"
+    );
+    let run = reassign_tool(&others, &["--list"]);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "Current partition reassignments:\n\
+             moving-0: replicas: {merged_text}. adding: {added}. removing: {removed}.\n"
+        ),
+        "{run:?}"
+    );
+    let listed = list_reassignments(address);
+    let ongoing = &listed.topics[0].partitions[0];
+    let ids = |list: &[BrokerId]| list.iter().map(|b| b.0).collect::<Vec<i32>>();
+    assert_eq!(
+        (
+            ids(&ongoing.replicas),
+            ids(&ongoing.adding_replicas),
+            ids(&ongoing.removing_replicas)
+        ),
+        (
+            [target.clone(), vec![removed]].concat(),
+            vec![added],
+            vec![removed]
+        )
+    );
+    // A second --execute needs --additional while a move is running.
+    let run = reassign_tool(&others, &["--execute", "--reassignment-json-file", &file]);
+    assert_ne!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("Cannot execute because there is an existing partition assignment."),
+        "{run:?}"
+    );
+    let run = reassign_tool(&others, &["--cancel", "--reassignment-json-file", &file]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (
+            Some(0),
+            "Successfully cancelled partition reassignment for: moving-0\n"
+        ),
+        "{run:?}"
+    );
+    let run = reassign_tool(&others, &["--list"]);
+    assert_eq!(run.stdout, "No partition reassignments found.\n", "{run:?}");
+    // As in Kafka, the cancelled move leaves the original replicas in the merged order:
+    // the target's, then the one it was removing.
+    let reverted_text = target
+        .iter()
+        .filter(|b| **b != added)
+        .chain([&removed])
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let run = reassign_tool(&others, &["--verify", "--reassignment-json-file", &file]);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "Status of partition reassignment:\n\
+             There is no active reassignment of partition moving-0, but replica set is \
+             {reverted_text} rather than {target_text}.\n"
+        ),
+        "{run:?}"
+    );
+
+    // With the added broker back, the same move runs to completion.
+    cluster
+        .resume(added as u32)
+        .expect("resume the added broker");
+    wait_until(Duration::from_secs(30), || lists_brokers(&cluster, 4))
+        .expect("the added broker is back");
+    let bootstrap = cluster.bootstrap();
+    let run = reassign_tool(
+        &bootstrap,
+        &["--execute", "--reassignment-json-file", &file],
+    );
+    assert_eq!(run.code, Some(0), "{run:?}");
     wait_until(Duration::from_secs(120), || {
-        let run = reassign_tool(&["--verify", "--reassignment-json-file", &target]);
-        if run.stdout.contains("is still in progress") {
-            seen_in_progress = true;
-            let listed = reassign_tool(&["--list"]).stdout;
-            assert!(
-                listed.contains("moving-0: replicas: ")
-                    || listed.contains("No partition reassignments found."),
-                "{listed}"
-            );
-        }
-        run.stdout
+        reassign_tool(&bootstrap, &["--verify", "--reassignment-json-file", &file])
+            .stdout
             .contains("Reassignment of partition moving-0 is completed.")
     })
     .expect("the reassignment completes");
-    eprintln!("saw the move in progress: {seen_in_progress}");
     for n in 1..=4 {
         let listed = list_reassignments(cluster.node(n).bootstrap_address);
         assert!(listed.topics.is_empty(), "node {n}: {listed:?}");
     }
     let after = wait_for_partitions(&cluster, topic, 1, "the new replicas", |ps| {
-        ps[&0].replicas == [2, 3, 4]
+        ps[&0].replicas == target && ps[&0].leader > 0
     });
     let isr: BTreeSet<i32> = after[&0].isr.iter().copied().collect();
-    assert!(isr.is_subset(&BTreeSet::from([2, 3, 4])), "{after:?}");
-    assert!([2, 3, 4].contains(&after[&0].leader), "{after:?}");
+    assert!(
+        isr.is_subset(&target.iter().copied().collect()),
+        "{after:?}"
+    );
+    assert_eq!(after[&0].leader, target[0], "{after:?}");
 
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
     let acknowledged = producer.join().expect("producer thread");
     assert!(!acknowledged.is_empty());
