@@ -866,6 +866,12 @@ fn reassigning_a_replicated_partition_onto_other_brokers_while_producing() {
         .collect::<Vec<_>>()
         .join(",");
     let merged_text = format!("{target_text},{removed}");
+    let original_isr = partitions(address, topic, 1)[&0]
+        .isr
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
 
     // Started while the added broker cannot fetch: the move stays in progress, listed with
     // the replicas being added and removed, until it is cancelled.
@@ -892,6 +898,21 @@ fn reassigning_a_replicated_partition_onto_other_brokers_while_producing() {
              moving-0: replicas: {merged_text}. adding: {added}. removing: {removed}.\n"
         ),
         "{run:?}"
+    );
+    let described = tool_ok(&[
+        "topics",
+        "--bootstrap-server",
+        &others,
+        "--describe",
+        "--topic",
+        topic,
+    ]);
+    assert!(
+        described.contains(&format!(
+            "\tReplicas: {merged_text}\tIsr: {original_isr}\tAdding Replicas: {added}\t\
+             Removing Replicas: {removed}\n"
+        )),
+        "{described}"
     );
     let listed = list_reassignments(address);
     let ongoing = &listed.topics[0].partitions[0];

@@ -436,6 +436,17 @@ fn list_reassignments(
     Ok(out)
 }
 
+/// Every ongoing reassignment, by (topic, partition), for `fjord topics --describe`.
+pub(crate) fn ongoing_reassignments(
+    bootstrap: &str,
+) -> anyhow::Result<BTreeMap<(String, i32), Ongoing>> {
+    let mut cluster = Cluster::new(bootstrap, "fjord-topics")?;
+    Ok(list_reassignments(&mut cluster, None)?
+        .into_iter()
+        .map(|(p, o)| ((p.topic, p.partition), o))
+        .collect())
+}
+
 /// The replicas of every partition of the topics of `targets` that exists.
 fn current_replicas(
     cluster: &mut Cluster,

@@ -283,6 +283,12 @@ struct PartitionDescription {
     leader: i32,
     replicas: Vec<i32>,
     isr: Vec<i32>,
+    /// Replicas an ongoing reassignment is adding (empty when not moving).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    adding_replicas: Vec<i32>,
+    /// Replicas an ongoing reassignment is removing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    removing_replicas: Vec<i32>,
 }
 
 /// One topic as `--describe` shows it.
@@ -321,20 +327,29 @@ impl TopicDescription {
         line
     }
 
-    /// Kafka's partition line: `\tTopic: T\tPartition: 0\tLeader: 1\tReplicas: 1\tIsr: 1`.
+    /// Kafka's partition line: `\tTopic: T\tPartition: 0\tLeader: 1\tReplicas: 1\tIsr: 1`,
+    /// with `\tAdding Replicas: ..\tRemoving Replicas: ..` while the partition is moving.
     fn partition_line(&self, p: &PartitionDescription) -> String {
         let leader = if p.leader < 0 {
             "none".to_string()
         } else {
             p.leader.to_string()
         };
-        format!(
+        let mut line = format!(
             "\tTopic: {}\tPartition: {}\tLeader: {leader}\tReplicas: {}\tIsr: {}",
             self.topic,
             p.partition,
             join_ids(&p.replicas),
             join_ids(&p.isr)
-        )
+        );
+        if !p.adding_replicas.is_empty() || !p.removing_replicas.is_empty() {
+            line.push_str(&format!(
+                "\tAdding Replicas: {}\tRemoving Replicas: {}",
+                join_ids(&p.adding_replicas),
+                join_ids(&p.removing_replicas)
+            ));
+        }
+        line
     }
 }
 
@@ -618,13 +633,23 @@ async fn describe(
     let plaintext = settings
         .get("security.protocol")
         .is_none_or(|p| p.eq_ignore_ascii_case("plaintext"));
-    let ids = if plaintext {
+    let (ids, moving) = if plaintext {
         let bootstrap = bootstrap.to_string();
-        tokio::task::spawn_blocking(move || super::topic_ids::fetch(&bootstrap))
-            .await
-            .unwrap_or_default()
+        tokio::task::spawn_blocking(move || {
+            let ids = super::topic_ids::fetch(&bootstrap);
+            // Best effort, like the ids: a cluster without ListPartitionReassignments just
+            // shows no moves.
+            let moving = super::reassign_partitions::ongoing_reassignments(&bootstrap)
+                .unwrap_or_else(|e| {
+                    tracing::debug!("listing partition reassignments: {e:#}");
+                    BTreeMap::new()
+                });
+            (ids, moving)
+        })
+        .await
+        .unwrap_or_default()
     } else {
-        BTreeMap::new()
+        (BTreeMap::new(), BTreeMap::new())
     };
     let mut out = Vec::new();
     for name in names {
@@ -634,11 +659,16 @@ async fn describe(
         let mut partitions: Vec<PartitionDescription> = topic
             .partitions()
             .iter()
-            .map(|p| PartitionDescription {
-                partition: p.id(),
-                leader: p.leader(),
-                replicas: p.replicas().to_vec(),
-                isr: p.isr().to_vec(),
+            .map(|p| {
+                let ongoing = moving.get(&(name.clone(), p.id()));
+                PartitionDescription {
+                    partition: p.id(),
+                    leader: p.leader(),
+                    replicas: p.replicas().to_vec(),
+                    isr: p.isr().to_vec(),
+                    adding_replicas: ongoing.map(|o| o.adding.clone()).unwrap_or_default(),
+                    removing_replicas: ongoing.map(|o| o.removing.clone()).unwrap_or_default(),
+                }
             })
             .collect();
         partitions.sort_by_key(|p| p.partition);
@@ -782,12 +812,16 @@ mod tests {
                     leader: 1,
                     replicas: vec![1],
                     isr: vec![1],
+                    adding_replicas: vec![],
+                    removing_replicas: vec![],
                 },
                 PartitionDescription {
                     partition: 1,
                     leader: -1,
                     replicas: vec![1, 2],
                     isr: vec![],
+                    adding_replicas: vec![],
+                    removing_replicas: vec![],
                 },
             ],
         }
@@ -808,6 +842,22 @@ mod tests {
         assert!(no_id
             .topic_line()
             .starts_with("Topic: orders\tPartitionCount: 2\tReplicationFactor: 1\tConfigs: "));
+    }
+
+    #[test]
+    fn a_moving_partition_shows_its_added_and_removed_replicas() {
+        let mut moving = sample();
+        moving.partitions[0].replicas = vec![2, 3, 1];
+        moving.partitions[0].adding_replicas = vec![2, 3];
+        moving.partitions[0].removing_replicas = vec![1];
+        assert_eq!(
+            moving.partition_line(&moving.partitions[0]),
+            "\tTopic: orders\tPartition: 0\tLeader: 1\tReplicas: 2,3,1\tIsr: 1\t\
+             Adding Replicas: 2,3\tRemoving Replicas: 1"
+        );
+        let v = serde_json::to_value(&moving).unwrap();
+        assert_eq!(v["partitions"][0]["adding_replicas"][1], 3);
+        assert!(v["partitions"][1].get("adding_replicas").is_none());
     }
 
     #[test]
