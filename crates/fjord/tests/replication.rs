@@ -46,6 +46,7 @@ const OVERRIDES: &[(&str, &str)] = &[
     ("transaction.state.log.num.partitions", "3"),
     ("default.replication.factor", "3"),
     ("min.insync.replicas", "2"),
+    ("metrics.listener", "http://127.0.0.1:0"),
 ];
 
 fn start(proxies: bool) -> Cluster {
@@ -136,6 +137,29 @@ fn all_in_sync(cluster: &Cluster, topic: &str) {
             |l, isr| l > 0 && isr.len() == NODES as usize,
         );
     }
+}
+
+/// One metric's value from `node`'s `/metrics` (the endpoint it logged at start).
+fn metric(cluster: &Cluster, node: u32, name: &str) -> f64 {
+    use std::io::{Read, Write};
+    let logs = cluster.logs(node);
+    let address = logs
+        .rsplit("metrics on http://")
+        .next()
+        .and_then(|rest| rest.split('/').next())
+        .expect("the node logged its metrics address")
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(&address).expect("connect to /metrics");
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut body = String::new();
+    stream.read_to_string(&mut body).expect("read");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("{name} not in /metrics of node {node}"))
+        .trim()
+        .parse()
+        .expect("a number")
 }
 
 fn create_replicated(bootstrap: &str, topic: &str) {
@@ -413,11 +437,34 @@ fn a_paused_follower_leaves_the_isr_and_rejoins_after_resuming() {
         SERVE_AGAIN_WITHIN,
         |_, isr| !isr.contains(&follower) && isr.len() == 2,
     );
+    let leader = leader as u32;
+    let gauge = |name: &str| metric(&cluster, leader, name);
+    assert!(gauge("kafka_server_replicamanager_underreplicatedpartitions") >= 1.0);
+    assert!(gauge("kafka_server_replicamanager_isrshrinks_total") >= 1.0);
+    let controllers: f64 = (1..=NODES)
+        .filter(|n| *n != follower as u32)
+        .map(|n| {
+            metric(
+                &cluster,
+                n,
+                "kafka_controller_kafkacontroller_activecontrollercount",
+            )
+        })
+        .sum();
+    assert_eq!(
+        controllers, 1.0,
+        "one active controller among the running nodes"
+    );
     // Two in sync satisfy min.insync.replicas=2: writes keep being acknowledged.
     load.wait_for_more(300, SERVE_AGAIN_WITHIN);
 
     cluster.resume(follower as u32).expect("SIGCONT");
     all_in_sync(&cluster, topic);
+    assert!(gauge("kafka_server_replicamanager_isrexpands_total") >= 1.0);
+    wait_until(SERVE_AGAIN_WITHIN, || {
+        gauge("kafka_server_replicamanager_underreplicatedpartitions") == 0.0
+    })
+    .expect("nothing under-replicated once the follower is back");
     load.wait_for_more(300, SERVE_AGAIN_WITHIN);
     let (acked, _) = load.finish();
     assert_acknowledged_records_intact(&bootstrap, topic, &acked);
