@@ -321,6 +321,7 @@ impl Runtime {
                     producer_id,
                     epoch,
                     commit,
+                    coordinator_epoch: _,
                     partitions,
                 } => {
                     let (Some(logs), Some(inbox)) = (self.logs.upgrade(), self.inbox.upgrade())
