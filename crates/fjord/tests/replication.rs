@@ -596,3 +596,165 @@ fn acks_all_needs_min_insync_replicas() {
     all_in_sync(&cluster, topic);
     assert_eq!(raw_produce(address, topic, 0, -1, &[4]), 0);
 }
+
+#[test]
+fn killing_the_active_controller_under_load_loses_nothing_and_topics_can_still_be_created() {
+    let cluster = start(false);
+    let bootstrap = cluster.bootstrap();
+    let topic = "kill-controller";
+    create_replicated(&bootstrap, topic);
+    all_in_sync(&cluster, topic);
+    let load = Load::start(&bootstrap, topic);
+    load.wait_for_more(300, SERVE_AGAIN_WITHIN);
+
+    let describe = kafka_protocol::messages::DescribeClusterRequest::default();
+    let active = RawConnection::connect(cluster.node(1).bootstrap_address)
+        .request(&describe, 1)
+        .controller_id
+        .0;
+    assert!((1..=NODES as i32).contains(&active), "{active}");
+    let killed_at = Instant::now();
+    cluster
+        .kill(active as u32)
+        .expect("kill -9 the active controller");
+    let survivor = (1..=NODES).find(|n| *n as i32 != active).unwrap();
+    let survivors = cluster.node(survivor).bootstrap_address.to_string();
+    // A new controller takes over and topic creation works again.
+    let mut created = false;
+    wait_until(SERVE_AGAIN_WITHIN, || {
+        let new_topic = NewTopic::new("after-controller-kill", 1, TopicReplication::Fixed(2));
+        let options = admin_options().request_timeout(Some(Duration::from_secs(5)));
+        created = matches!(
+            futures::executor::block_on(admin(&survivors).create_topics([&new_topic], &options))
+                .as_deref(),
+            Ok([Ok(_)])
+                | Ok([Err((
+                    _,
+                    rdkafka::error::RDKafkaErrorCode::TopicAlreadyExists
+                ))])
+        );
+        created
+    })
+    .expect("topic creation works at a new active controller");
+    eprintln!(
+        "controller {active} killed; topic created after {:?}",
+        killed_at.elapsed()
+    );
+    load.wait_for_more(300, SERVE_AGAIN_WITHIN);
+    cluster.restart(active as u32).expect("restart");
+    all_in_sync(&cluster, topic);
+    let (acked, _) = load.finish();
+    assert_acknowledged_records_intact(&bootstrap, topic, &acked);
+}
+
+#[test]
+fn a_consumer_group_keeps_consuming_when_its_coordinator_dies() {
+    let cluster = start(false);
+    let bootstrap = cluster.bootstrap();
+    let topic = "group-failover";
+    let group = "survivors";
+    create_replicated(&bootstrap, topic);
+    all_in_sync(&cluster, topic);
+    let load = Load::start(&bootstrap, topic);
+    load.wait_for_more(200, SERVE_AGAIN_WITHIN);
+
+    // One group member, committing as it goes.
+    let consumed = Arc::new(Mutex::new(BTreeSet::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let member = {
+        let (consumed, stop, bootstrap) = (consumed.clone(), stop.clone(), bootstrap.clone());
+        std::thread::spawn(move || {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("group.id", group)
+                .set("auto.offset.reset", "earliest")
+                .set("enable.auto.commit", "true")
+                .set("auto.commit.interval.ms", "200")
+                .set("session.timeout.ms", "10000")
+                .set("fetch.wait.max.ms", "100")
+                .set("topic.metadata.refresh.interval.ms", "1000")
+                .create()
+                .expect("group consumer");
+            consumer.subscribe(&[topic]).expect("subscribe");
+            while !stop.load(Ordering::Acquire) {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                    let seq: u64 = std::str::from_utf8(m.payload().expect("value"))
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                    consumed.lock().unwrap().insert(seq);
+                }
+            }
+            let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
+        })
+    };
+    wait_until(SERVE_AGAIN_WITHIN, || consumed.lock().unwrap().len() >= 200)
+        .expect("the group consumes");
+
+    let find = kafka_protocol::messages::FindCoordinatorRequest::default()
+        .with_key(kafka_protocol::protocol::StrBytes::from_static_str(group))
+        .with_key_type(0);
+    let found = RawConnection::connect(cluster.node(1).bootstrap_address).request(&find, 3);
+    assert_eq!(found.error_code, 0, "{found:?}");
+    let coordinator = found.node_id.0;
+    let killed_at = Instant::now();
+    cluster
+        .kill(coordinator as u32)
+        .expect("kill -9 the group coordinator");
+    // Another broker takes the group over once the dead one is fenced.
+    let survivor = (1..=NODES).find(|n| *n as i32 != coordinator).unwrap();
+    let mut new_coordinator = coordinator;
+    wait_until(SERVE_AGAIN_WITHIN, || {
+        let moved =
+            RawConnection::connect(cluster.node(survivor).bootstrap_address).request(&find, 3);
+        new_coordinator = moved.node_id.0;
+        moved.error_code == 0 && new_coordinator != coordinator
+    })
+    .expect("the coordinator moves to a live broker");
+    let before = consumed.lock().unwrap().len();
+    wait_until(SERVE_AGAIN_WITHIN, || {
+        consumed.lock().unwrap().len() >= before + 300
+    })
+    .expect("the group keeps consuming after its coordinator died");
+    // The member commits through the new coordinator, which kept the earlier commits.
+    let committed = || -> i64 {
+        let fetch = kafka_protocol::messages::OffsetFetchRequest::default()
+            .with_group_id(kafka_protocol::messages::GroupId(
+                kafka_protocol::protocol::StrBytes::from_static_str(group),
+            ))
+            .with_topics(Some(vec![
+                kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partition_indexes((0..PARTITIONS).collect()),
+            ]));
+        let answer = RawConnection::connect(cluster.node(new_coordinator as u32).bootstrap_address)
+            .request(&fetch, 7);
+        answer.topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.committed_offset.max(0))
+            .sum()
+    };
+    let first = committed();
+    assert!(first > 0, "commits made before the kill are kept");
+    wait_until(SERVE_AGAIN_WITHIN, || committed() > first)
+        .expect("commits reach the new coordinator");
+    eprintln!(
+        "coordinator {coordinator} killed; {new_coordinator} took over; consuming and committing again after {:?}",
+        killed_at.elapsed()
+    );
+
+    let (acked, _) = load.finish();
+    let all: BTreeSet<u64> = acked.iter().map(|a| a.2).collect();
+    wait_until(Duration::from_secs(60), || {
+        consumed.lock().unwrap().is_superset(&all)
+    })
+    .unwrap_or_else(|e| {
+        let missing = all.difference(&consumed.lock().unwrap()).count();
+        panic!("{missing} acknowledged records never consumed by the group: {e}")
+    });
+    stop.store(true, Ordering::Release);
+    member.join().expect("member thread");
+    cluster.restart(coordinator as u32).expect("restart");
+    assert_acknowledged_records_intact(&bootstrap, topic, &acked);
+}
