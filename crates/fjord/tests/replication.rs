@@ -758,3 +758,129 @@ fn a_consumer_group_keeps_consuming_when_its_coordinator_dies() {
     cluster.restart(coordinator as u32).expect("restart");
     assert_acknowledged_records_intact(&bootstrap, topic, &acked);
 }
+
+/// Every value a consumer at `isolation` reads from the start of every partition, sorted;
+/// stops once nothing new arrived for `quiet`.
+fn read_values(bootstrap: &str, topic: &str, isolation: &str, quiet: Duration) -> Vec<String> {
+    let consumer: BaseConsumer = consumer_config(bootstrap)
+        .set("isolation.level", isolation)
+        .create()
+        .expect("create consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("add partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = Instant::now();
+    let mut out = Vec::new();
+    while Instant::now() < deadline && last.elapsed() < quiet {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                out.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+                last = Instant::now();
+            }
+            Some(Err(e)) => eprintln!("consumer: {e}"),
+            None => {}
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_transaction_outlives_the_death_of_its_coordinator_and_is_never_seen_in_part() {
+    let cluster = start(false);
+    let bootstrap = cluster.bootstrap();
+    let topic = "tx-replicated";
+    create_replicated(&bootstrap, topic);
+    all_in_sync(&cluster, topic);
+    let producer: ThreadedProducer<rdkafka::producer::DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("transactional.id", "survivor-tx")
+        .set("linger.ms", "5")
+        .set("transaction.timeout.ms", "60000")
+        .set("message.timeout.ms", "60000")
+        .create()
+        .expect("transactional producer");
+    producer
+        .init_transactions(Duration::from_secs(60))
+        .expect("init_transactions");
+    let send = |prefix: &str| -> Vec<String> {
+        let values: Vec<String> = (0..30).map(|i| format!("{prefix}-{i:02}")).collect();
+        for (i, v) in values.iter().enumerate() {
+            producer
+                .send(
+                    BaseRecord::<str, str>::to(topic)
+                        .partition(i as i32 % PARTITIONS)
+                        .payload(v),
+                )
+                .map_err(|(e, _)| e)
+                .expect("enqueue");
+        }
+        producer.flush(Duration::from_secs(60)).expect("flush");
+        values
+    };
+    producer.begin_transaction().expect("begin");
+    let mut expected = send("first");
+    producer
+        .commit_transaction(Duration::from_secs(30))
+        .expect("commit");
+
+    // Mid-transaction, the transaction coordinator dies.
+    let find = kafka_protocol::messages::FindCoordinatorRequest::default()
+        .with_key(kafka_protocol::protocol::StrBytes::from_static_str(
+            "survivor-tx",
+        ))
+        .with_key_type(1);
+    let coordinator = RawConnection::connect(cluster.node(1).bootstrap_address)
+        .request(&find, 3)
+        .node_id
+        .0;
+    producer.begin_transaction().expect("begin");
+    expected.extend(send("second"));
+    cluster
+        .kill(coordinator as u32)
+        .expect("kill -9 the transaction coordinator");
+    for p in 0..PARTITIONS {
+        wait_for_state(
+            &cluster,
+            topic,
+            p,
+            "a live leader",
+            SERVE_AGAIN_WITHIN,
+            |l, _| l > 0 && l != coordinator,
+        );
+    }
+    let partial = read_values(&bootstrap, topic, "read_committed", Duration::from_secs(2));
+    assert_eq!(
+        partial,
+        {
+            let mut first: Vec<String> = expected
+                .iter()
+                .filter(|v| v.starts_with("first"))
+                .cloned()
+                .collect();
+            first.sort();
+            first
+        },
+        "an open transaction is never visible to read_committed"
+    );
+    // The producer finds the new coordinator, which has the transaction, and commits it.
+    producer
+        .commit_transaction(Duration::from_secs(60))
+        .expect("commit at the new coordinator");
+    producer.begin_transaction().expect("begin");
+    expected.extend(send("third"));
+    producer
+        .commit_transaction(Duration::from_secs(30))
+        .expect("commit");
+    expected.sort();
+    let seen = read_values(&bootstrap, topic, "read_committed", Duration::from_secs(3));
+    assert_eq!(
+        seen, expected,
+        "every committed transaction, each record once"
+    );
+    cluster.restart(coordinator as u32).expect("restart");
+}
