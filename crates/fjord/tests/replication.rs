@@ -884,3 +884,55 @@ fn a_transaction_outlives_the_death_of_its_coordinator_and_is_never_seen_in_part
     );
     cluster.restart(coordinator as u32).expect("restart");
 }
+
+#[test]
+fn followers_follow_deleted_records_so_a_new_leader_keeps_the_low_watermark() {
+    let cluster = start(false);
+    let bootstrap = cluster.bootstrap();
+    let topic = "delete-records";
+    create_replicated(&bootstrap, topic);
+    all_in_sync(&cluster, topic);
+    let (leader, _) = partition_state(&cluster, topic, 0).expect("partition 0");
+    let address = cluster.node(leader as u32).bootstrap_address;
+    for chunk in 0..10u64 {
+        let values: Vec<u64> = (chunk * 10..chunk * 10 + 10).collect();
+        assert_eq!(raw_produce(address, topic, 0, -1, &values), 0);
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(60))
+        .unwrap();
+    let deleted =
+        futures::executor::block_on(admin(&bootstrap).delete_records(&tpl, &admin_options()))
+            .expect("DeleteRecords");
+    assert_eq!(
+        deleted.find_partition(topic, 0).unwrap().offset(),
+        Offset::Offset(60)
+    );
+    // One more acks=all write: its fetch round carries the new log start to the followers.
+    assert_eq!(raw_produce(address, topic, 0, -1, &[100]), 0);
+    std::thread::sleep(Duration::from_millis(500));
+    cluster.kill(leader as u32).expect("kill -9 the leader");
+    wait_for_state(
+        &cluster,
+        topic,
+        0,
+        "a new leader",
+        SERVE_AGAIN_WITHIN,
+        |l, _| l > 0 && l != leader,
+    );
+    let consumer = consumer(&cluster.bootstrap());
+    let mut low = -1;
+    wait_until(SERVE_AGAIN_WITHIN, || {
+        low = consumer
+            .fetch_watermarks(topic, 0, CALL_TIMEOUT)
+            .map(|(l, _)| l)
+            .unwrap_or(-1);
+        low >= 0
+    })
+    .expect("watermarks from the new leader");
+    assert_eq!(
+        low, 60,
+        "the new leader starts where the old one deleted up to"
+    );
+    cluster.restart(leader as u32).expect("restart");
+}

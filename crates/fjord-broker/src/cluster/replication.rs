@@ -592,11 +592,18 @@ async fn truncate_diverged(
             answer.end_offset
         };
         let target = target.min(offsets.log_end_offset);
-        if let Err(e) = t.partition.truncate_to(target) {
-            tracing::warn!(partition = %t.partition.name, error = %e, "truncation failed");
-            continue;
+        // Truncation deletes and syncs files: off the runtime's threads.
+        let partition = t.partition.clone();
+        let truncated = tokio::task::spawn_blocking(move || partition.truncate_to(target)).await;
+        match truncated {
+            Ok(Ok(())) => update_target(shared, &t, |c| c.truncate_first = false),
+            Ok(Err(e)) => {
+                tracing::warn!(partition = %t.partition.name, error = %e, "truncation failed")
+            }
+            Err(e) => {
+                tracing::warn!(partition = %t.partition.name, error = %e, "truncation failed")
+            }
         }
-        update_target(shared, &t, |c| c.truncate_first = false);
     }
     Ok(())
 }
@@ -667,6 +674,11 @@ async fn fetch_once(
         let Some(answer) = answer else { continue };
         match ResponseError::try_from_code(answer.error_code) {
             None => {
+                if answer.log_start_offset > 0 {
+                    if let Err(e) = t.partition.follow_log_start(answer.log_start_offset) {
+                        tracing::warn!(partition = %t.partition.name, error = %e, "cannot follow the leader's log start");
+                    }
+                }
                 let records = answer.records.clone().unwrap_or_else(Bytes::new);
                 if records.is_empty() {
                     t.partition.follow_high_watermark(answer.high_watermark);
