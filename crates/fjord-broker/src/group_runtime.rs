@@ -53,8 +53,6 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 const INBOX_CAPACITY: usize = 4096;
 /// Segment size of `__consumer_offsets` (Kafka's `offsets.topic.segment.bytes`).
 const OFFSETS_SEGMENT_BYTES: &str = "104857600";
-/// Pause before reading a partition taken over again after the read failed.
-const LOAD_RETRY: Duration = Duration::from_millis(500);
 
 /// A request the coordinator answers with a [`Response`], possibly after waiting.
 #[derive(Debug)]
@@ -269,17 +267,6 @@ fn read_all_records(topic: &Topic) -> Result<Vec<Entry>, fjord_storage::StorageE
     Ok(load_entries(internal_topic::read_entries(topic)?))
 }
 
-/// One partition of `__consumer_offsets` from the local log (blocking).
-fn read_offsets_partition(logs: &LogManager, partition: i32) -> Result<PartitionRead, String> {
-    let log = logs
-        .topic(OFFSETS_TOPIC)
-        .and_then(|t| t.partition(partition).cloned())
-        .ok_or_else(|| format!("{OFFSETS_TOPIC}-{partition} is not hosted here"))?;
-    internal_topic::read_partition(&log)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("{OFFSETS_TOPIC}-{partition} is closed"))
-}
-
 /// Entries of an internal topic as the group coordinator replays them.
 fn load_entries(entries: Vec<InternalEntry>) -> Vec<Entry> {
     entries
@@ -491,18 +478,12 @@ impl Runtime {
         let (Some(logs), Some(inbox)) = (self.logs.upgrade(), self.inbox.upgrade()) else {
             return;
         };
-        tokio::spawn(async move {
-            let read =
-                tokio::task::spawn_blocking(move || read_offsets_partition(&logs, partition))
-                    .await
-                    .unwrap_or_else(|e| Err(e.to_string()));
-            let _ = inbox
-                .send(Command::Loaded {
-                    partition,
-                    leader_epoch,
-                    read,
-                })
-                .await;
+        internal_topic::spawn_partition_read(logs, inbox, OFFSETS_TOPIC, partition, move |read| {
+            Command::Loaded {
+                partition,
+                leader_epoch,
+                read,
+            }
         });
     }
 
@@ -521,17 +502,13 @@ impl Runtime {
             Ok(read) => read,
             Err(error) => {
                 tracing::warn!(partition, leader_epoch, %error, "could not read a __consumer_offsets partition; retrying");
-                if let Some(inbox) = self.inbox.upgrade() {
-                    tokio::spawn(async move {
-                        tokio::time::sleep(LOAD_RETRY).await;
-                        let _ = inbox
-                            .send(Command::Reload {
-                                partition,
-                                leader_epoch,
-                            })
-                            .await;
-                    });
-                }
+                internal_topic::retry_load_later(
+                    self.inbox.upgrade(),
+                    Command::Reload {
+                        partition,
+                        leader_epoch,
+                    },
+                );
                 return;
             }
         };

@@ -353,6 +353,51 @@ pub(crate) async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
+/// How long a coordinator waits before reading a partition again after a failed read.
+const LOAD_RETRY: Duration = Duration::from_millis(500);
+
+/// Reads partition `partition` of internal topic `topic` as a coordinator loads it.
+fn read_hosted(logs: &LogManager, topic: &str, partition: i32) -> Result<PartitionRead, String> {
+    let log = logs
+        .topic(topic)
+        .and_then(|t| t.partition(partition).cloned())
+        .ok_or_else(|| format!("{topic}-{partition} is not hosted here"))?;
+    read_partition(&log)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{topic}-{partition} is closed"))
+}
+
+/// Reads `topic`-`partition` on the blocking pool, off the coordinator's task, and sends
+/// `loaded(read)` to the coordinator's inbox.
+pub(crate) fn spawn_partition_read<C: Send + 'static>(
+    logs: Arc<LogManager>,
+    inbox: tokio::sync::mpsc::Sender<C>,
+    topic: &'static str,
+    partition: i32,
+    loaded: impl FnOnce(Result<PartitionRead, String>) -> C + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let read = tokio::task::spawn_blocking(move || read_hosted(&logs, topic, partition))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        let _ = inbox.send(loaded(read)).await;
+    });
+}
+
+/// Sends `command` (a reload) to the coordinator's inbox after a pause, when a partition read
+/// failed.
+pub(crate) fn retry_load_later<C: Send + 'static>(
+    inbox: Option<tokio::sync::mpsc::Sender<C>>,
+    command: C,
+) {
+    if let Some(inbox) = inbox {
+        tokio::spawn(async move {
+            tokio::time::sleep(LOAD_RETRY).await;
+            let _ = inbox.send(command).await;
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

@@ -57,8 +57,6 @@ const INBOX_CAPACITY: usize = 4096;
 const STATE_SEGMENT_BYTES: &str = "104857600";
 /// Pause before writing a transaction's markers again after a failure (Kafka retries forever).
 const MARKER_RETRY: Duration = Duration::from_millis(500);
-/// Pause before reading a partition taken over again after the read failed.
-const LOAD_RETRY: Duration = Duration::from_millis(500);
 
 /// A request the coordinator answers with a [`Response`], possibly after waiting.
 #[derive(Debug)]
@@ -262,17 +260,6 @@ fn state_records(entries: Vec<InternalEntry>) -> Vec<(Vec<u8>, Option<Vec<u8>>)>
         .collect()
 }
 
-/// One partition of `__transaction_state` from the local log (blocking).
-fn read_state_partition(logs: &LogManager, partition: i32) -> Result<PartitionRead, String> {
-    let log = logs
-        .topic(TRANSACTION_STATE_TOPIC)
-        .and_then(|t| t.partition(partition).cloned())
-        .ok_or_else(|| format!("{TRANSACTION_STATE_TOPIC}-{partition} is not hosted here"))?;
-    internal_topic::read_partition(&log)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("{TRANSACTION_STATE_TOPIC}-{partition} is closed"))
-}
-
 /// A marker task in flight for one transaction, so it can be stopped when the id's partition
 /// is given up.
 #[derive(Debug)]
@@ -463,18 +450,17 @@ impl Runtime {
         let (Some(logs), Some(inbox)) = (self.logs.upgrade(), self.inbox.upgrade()) else {
             return;
         };
-        tokio::spawn(async move {
-            let read = tokio::task::spawn_blocking(move || read_state_partition(&logs, partition))
-                .await
-                .unwrap_or_else(|e| Err(e.to_string()));
-            let _ = inbox
-                .send(Command::Loaded {
-                    partition,
-                    leader_epoch,
-                    read,
-                })
-                .await;
-        });
+        internal_topic::spawn_partition_read(
+            logs,
+            inbox,
+            TRANSACTION_STATE_TOPIC,
+            partition,
+            move |read| Command::Loaded {
+                partition,
+                leader_epoch,
+                read,
+            },
+        );
     }
 
     /// Replays a partition read for `leader_epoch`, unless leadership moved on meanwhile.
@@ -491,17 +477,13 @@ impl Runtime {
             Ok(read) => read,
             Err(error) => {
                 tracing::warn!(partition, leader_epoch, %error, "could not read a __transaction_state partition; retrying");
-                if let Some(inbox) = self.inbox.upgrade() {
-                    tokio::spawn(async move {
-                        tokio::time::sleep(LOAD_RETRY).await;
-                        let _ = inbox
-                            .send(Command::Reload {
-                                partition,
-                                leader_epoch,
-                            })
-                            .await;
-                    });
-                }
+                internal_topic::retry_load_later(
+                    self.inbox.upgrade(),
+                    Command::Reload {
+                        partition,
+                        leader_epoch,
+                    },
+                );
                 return;
             }
         };

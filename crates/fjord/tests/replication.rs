@@ -759,36 +759,6 @@ fn a_consumer_group_keeps_consuming_when_its_coordinator_dies() {
     assert_acknowledged_records_intact(&bootstrap, topic, &acked);
 }
 
-/// Every value a consumer at `isolation` reads from the start of every partition, sorted;
-/// stops once nothing new arrived for `quiet`.
-fn read_values(bootstrap: &str, topic: &str, isolation: &str, quiet: Duration) -> Vec<String> {
-    let consumer: BaseConsumer = consumer_config(bootstrap)
-        .set("isolation.level", isolation)
-        .create()
-        .expect("create consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("add partition");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = Instant::now();
-    let mut out = Vec::new();
-    while Instant::now() < deadline && last.elapsed() < quiet {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                out.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
-                last = Instant::now();
-            }
-            Some(Err(e)) => eprintln!("consumer: {e}"),
-            None => {}
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn a_transaction_outlives_the_death_of_its_coordinator_and_is_never_seen_in_part() {
     let cluster = start(false);
@@ -853,7 +823,13 @@ fn a_transaction_outlives_the_death_of_its_coordinator_and_is_never_seen_in_part
             |l, _| l > 0 && l != coordinator,
         );
     }
-    let partial = read_values(&bootstrap, topic, "read_committed", Duration::from_secs(2));
+    let partial = read_values(
+        &bootstrap,
+        topic,
+        PARTITIONS,
+        "read_committed",
+        Duration::from_secs(2),
+    );
     assert_eq!(
         partial,
         {
@@ -877,7 +853,13 @@ fn a_transaction_outlives_the_death_of_its_coordinator_and_is_never_seen_in_part
         .commit_transaction(Duration::from_secs(30))
         .expect("commit");
     expected.sort();
-    let seen = read_values(&bootstrap, topic, "read_committed", Duration::from_secs(3));
+    let seen = read_values(
+        &bootstrap,
+        topic,
+        PARTITIONS,
+        "read_committed",
+        Duration::from_secs(3),
+    );
     assert_eq!(
         seen, expected,
         "every committed transaction, each record once"
