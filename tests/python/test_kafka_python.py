@@ -255,3 +255,50 @@ def test_kafka_python_delete_topic_removes_it_and_recreation_starts_empty(broker
     assert [o for _, o, _ in placements] == list(range(20))
     consumed, end_offsets = consume_all(broker, topic_name, 1, 20)
     assert_round_trip(records, placements, consumed, end_offsets, 1)
+
+
+def test_offset_for_leader_epoch_answers_where_the_single_nodes_epoch_ends(broker, topic_name):
+    """OffsetForLeaderEpoch v2-4 with kafka-python's own encoding: a single node has led every
+    partition at epoch 0 since its log began, so epoch 0 ends at the log end; an epoch it never
+    had is undefined, a current leader epoch ahead of it is UNKNOWN_LEADER_EPOCH, and an unknown
+    topic is UNKNOWN_TOPIC_OR_PARTITION."""
+    from kafka.protocol.offset_for_leader_epoch import (
+        OffsetForLeaderEpochRequest,
+        OffsetForLeaderEpochResponse,
+    )
+    from kafka_raw import RawConnection
+
+    # kafka-python's v4 classes use the compact schema but not the flexible headers that
+    # go with it; these add them.
+    class ResponseV4(OffsetForLeaderEpochResponse[4]):
+        FLEXIBLE_VERSION = True
+
+    class RequestV4(OffsetForLeaderEpochRequest[4]):
+        FLEXIBLE_VERSION = True
+        RESPONSE_TYPE = ResponseV4
+
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+    for i in range(7):
+        producer.send(topic_name, value=b"v%d" % i, partition=0)
+    producer.flush(timeout=30)
+    producer.close()
+
+    def ask(version, topic, current_leader_epoch, leader_epoch):
+        partition = (0, current_leader_epoch, leader_epoch)
+        if version >= 4:
+            request = RequestV4(replica_id=-1, topics=[(topic, [partition + ({},)], {})], tags={})
+        elif version == 3:
+            request = OffsetForLeaderEpochRequest[version](replica_id=-1, topics=[(topic, [partition])])
+        else:
+            request = OffsetForLeaderEpochRequest[version](topics=[(topic, [partition])])
+        with RawConnection(broker.bootstrap) as conn:
+            response = conn.call(request)
+        (answer,) = response.topics[0][1]
+        # (error_code, partition, leader_epoch, end_offset[, tags])
+        return answer[0], answer[2], answer[3]
+
+    for version in (2, 3, 4):
+        assert ask(version, topic_name, 0, 0) == (0, 0, 7), version
+        assert ask(version, topic_name, -1, 5) == (0, -1, -1), version
+        assert ask(version, topic_name, 1, 0)[0] == 75, version  # UNKNOWN_LEADER_EPOCH
+        assert ask(version, "no-such-topic-" + topic_name, -1, 0)[0] == 3, version

@@ -4,12 +4,23 @@
 //! await the answer. The task carries out the machine's effects: appends to
 //! `__consumer_offsets` (in the order issued, so the log replays to the same state), waits for
 //! them to be durable off the task, answers parked JoinGroup/SyncGroup requests, and keeps the
-//! single timer the machine asks for. On start it replays `__consumer_offsets` into the machine.
+//! single timer the machine asks for.
+//!
+//! On a single broker it replays all of `__consumer_offsets` at start and owns every group. In
+//! cluster mode it loads nothing at start: it follows the applied metadata image
+//! ([`LeadershipFeed`]) and, like Kafka's `onElection`/`onResignation`, replays a partition
+//! when this broker becomes its leader (at a new leader epoch: again) and forgets its groups
+//! when it stops leading it. The replay reads the log off the task; meanwhile the partition's
+//! groups answer COORDINATOR_LOAD_IN_PROGRESS. Where each partition stands is shared with the
+//! request handlers ([`GroupCoordinatorHandle::loaded`]).
 //!
 //! ```text
 //!  handler ──Command──► runtime task ──► GroupCoordinator (pure)
 //!     ▲                     │  effects: Persist → append + flush → complete_persist
 //!     └──── oneshot ◄───────┘           Respond → oneshot, ScheduleTimeout → timer → tick
+//!  applied image ──► led here at epoch e ──► begin_load ──► read log (blocking pool)
+//!                                                          └─► Loaded ──► load_partition
+//!                   no longer led here  ──► unload_partition
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
@@ -31,7 +42,9 @@ use kafka_protocol::ResponseError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::internal_topic::{self, InternalEntry};
+use crate::internal_topic::{
+    self, InternalEntry, LeadershipFeed, LoadedPartitions, Move, PartitionLoad, PartitionRead,
+};
 use crate::log_manager::{now_ms, LogManager, Topic};
 
 /// The internal topic holding committed offsets and group metadata.
@@ -72,7 +85,19 @@ enum Command {
         producer_id: i64,
         partition: i32,
         commit: bool,
+        marker_offset: i64,
         done: oneshot::Sender<()>,
+    },
+    /// A partition taken over was read from the local log (off the task).
+    Loaded {
+        partition: i32,
+        leader_epoch: i32,
+        read: Result<PartitionRead, String>,
+    },
+    /// Read a partition taken over again, after a failed read.
+    Reload {
+        partition: i32,
+        leader_epoch: i32,
     },
 }
 
@@ -88,6 +113,7 @@ pub enum GroupRuntimeError {
 #[derive(Debug, Clone)]
 pub struct GroupCoordinatorHandle {
     inbox: mpsc::Sender<Command>,
+    loaded: LoadedPartitions,
 }
 
 impl GroupCoordinatorHandle {
@@ -122,20 +148,30 @@ impl GroupCoordinatorHandle {
     }
 
     /// Applies (commit) or drops (abort) the transactional offsets of `producer_id` once its
-    /// marker is durable in `__consumer_offsets` partition `partition`.
+    /// marker, at `marker_offset`, is durable in `__consumer_offsets` partition `partition`.
+    /// The offset tells whether a replay of the partition in progress already saw the marker.
     pub async fn complete_transaction(
         &self,
         producer_id: i64,
         partition: i32,
         commit: bool,
+        marker_offset: i64,
     ) -> Result<(), GroupRuntimeError> {
         self.ask(|done| Command::TxnCompleted {
             producer_id,
             partition,
             commit,
+            marker_offset,
             done,
         })
         .await
+    }
+
+    /// The `__consumer_offsets` partitions the coordinator has taken over (cluster mode), for
+    /// answering NOT_COORDINATOR and COORDINATOR_LOAD_IN_PROGRESS without asking the task.
+    /// Empty on a single broker, which owns every partition.
+    pub fn loaded(&self) -> &LoadedPartitions {
+        &self.loaded
     }
 
     /// ListGroups with a state filter (empty = all).
@@ -163,26 +199,37 @@ pub struct GroupRuntimeConfig {
     pub offsets_topic_num_partitions: i32,
 }
 
-/// Starts the coordinator: replays `__consumer_offsets` (blocking, before serving), then runs
-/// the task until every handle is dropped.
+/// Starts the coordinator and runs its task until every handle is dropped.
+///
+/// Without `feed` (a single broker) it replays all of `__consumer_offsets` first (blocking,
+/// before serving) and owns every group. With it (cluster mode) it starts with no group and
+/// follows the leadership of the `__consumer_offsets` partitions in the applied image.
 pub fn start(
     logs: Weak<LogManager>,
     config: GroupRuntimeConfig,
+    feed: Option<LeadershipFeed>,
 ) -> Result<GroupCoordinatorHandle, fjord_storage::StorageError> {
     let existing = logs.upgrade().and_then(|l| l.topic(OFFSETS_TOPIC));
     // Appends go to the partitions the topic really has, so transaction markers must map
     // groups to partitions with the same count.
+    let image_count = feed.as_ref().and_then(|f| {
+        f.applied
+            .borrow()
+            .topic(OFFSETS_TOPIC)
+            .map(|t| t.partitions.len() as i32)
+    });
     let group_config = GroupConfig {
-        offsets_topic_num_partitions: existing
-            .as_ref()
-            .map_or(config.offsets_topic_num_partitions, |topic| {
-                topic.partition_count()
-            }),
+        offsets_topic_num_partitions: image_count
+            .or(existing.as_ref().map(|topic| topic.partition_count()))
+            .unwrap_or(config.offsets_topic_num_partitions),
         ..config.group.clone()
     };
-    let mut coordinator = GroupCoordinator::new(group_config, Box::new(RandomMemberIds));
     let mut initial_effects = Vec::new();
-    if let Some(topic) = existing {
+    let mut coordinator = match feed {
+        Some(_) => GroupCoordinator::without_partitions(group_config, Box::new(RandomMemberIds)),
+        None => GroupCoordinator::new(group_config, Box::new(RandomMemberIds)),
+    };
+    if let (Some(topic), None) = (existing, &feed) {
         let records = read_all_records(&topic)?;
         let count = records.len();
         match coordinator.load(records, now_ms()) {
@@ -195,6 +242,7 @@ pub fn start(
         );
     }
     let (inbox, rx) = mpsc::channel(INBOX_CAPACITY);
+    let loaded = LoadedPartitions::default();
     let runtime = Runtime {
         coordinator,
         logs,
@@ -203,9 +251,11 @@ pub fn start(
         pending: HashMap::new(),
         next_request: 0,
         timer: None,
+        loaded: loaded.clone(),
+        completed_while_loading: BTreeMap::new(),
     };
-    tokio::spawn(runtime.run(rx, initial_effects));
-    Ok(GroupCoordinatorHandle { inbox })
+    tokio::spawn(runtime.run(rx, initial_effects, feed));
+    Ok(GroupCoordinatorHandle { inbox, loaded })
 }
 
 /// A record (key, value absent for tombstones) or a transaction marker.
@@ -214,7 +264,12 @@ type Entry = LoadEntry<Vec<u8>, Vec<u8>>;
 /// Every record and transaction marker in `__consumer_offsets`, partition by partition, in
 /// log order.
 fn read_all_records(topic: &Topic) -> Result<Vec<Entry>, fjord_storage::StorageError> {
-    Ok(internal_topic::read_entries(topic)?
+    Ok(load_entries(internal_topic::read_entries(topic)?))
+}
+
+/// Entries of an internal topic as the group coordinator replays them.
+fn load_entries(entries: Vec<InternalEntry>) -> Vec<Entry> {
+    entries
         .into_iter()
         .map(|entry| match entry {
             InternalEntry::Record {
@@ -238,7 +293,15 @@ fn read_all_records(topic: &Topic) -> Result<Vec<Entry>, fjord_storage::StorageE
                 partition,
             },
         })
-        .collect())
+        .collect()
+}
+
+/// A transaction marker that landed in a partition while it was being read.
+#[derive(Debug, Clone, Copy)]
+struct Completion {
+    producer_id: i64,
+    commit: bool,
+    marker_offset: i64,
 }
 
 struct Runtime {
@@ -250,11 +313,25 @@ struct Runtime {
     pending: HashMap<RequestId, oneshot::Sender<Response>>,
     next_request: u64,
     timer: Option<Instant>,
+    /// Cluster mode: the partitions taken over, shared with the handlers.
+    loaded: LoadedPartitions,
+    /// Markers that landed in partitions being read; the replay may not have seen them.
+    completed_while_loading: BTreeMap<i32, Vec<Completion>>,
 }
 
 impl Runtime {
-    async fn run(mut self, mut rx: mpsc::Receiver<Command>, initial: Vec<Effect>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Command>,
+        initial: Vec<Effect>,
+        mut feed: Option<LeadershipFeed>,
+    ) {
         self.apply(initial);
+        if let Some(feed) = feed.as_mut() {
+            let image = feed.applied.borrow_and_update().clone();
+            let led = feed.led_here(&image, OFFSETS_TOPIC);
+            self.follow(&led);
+        }
         let cleanup_every = Duration::from_millis(
             self.config.group.offsets_retention_check_interval_ms.max(1) as u64,
         );
@@ -277,6 +354,13 @@ impl Runtime {
                     let effects = self.coordinator.cleanup_expired_offsets(now_ms());
                     self.apply(effects);
                 }
+                image = internal_topic::next_image(&mut feed) => match (image, feed.as_ref()) {
+                    (Some(image), Some(f)) => {
+                        let led = f.led_here(&image, OFFSETS_TOPIC);
+                        self.follow(&led);
+                    }
+                    _ => feed = None,
+                },
             }
         }
     }
@@ -318,15 +402,147 @@ impl Runtime {
                 producer_id,
                 partition,
                 commit,
+                marker_offset,
                 done,
             } => {
-                let effects =
-                    self.coordinator
-                        .complete_transaction(producer_id, partition, commit, now);
-                self.apply(effects);
+                if let Some(PartitionLoad::Loading { .. }) = self.loaded.get(partition) {
+                    self.completed_while_loading
+                        .entry(partition)
+                        .or_default()
+                        .push(Completion {
+                            producer_id,
+                            commit,
+                            marker_offset,
+                        });
+                } else {
+                    let effects =
+                        self.coordinator
+                            .complete_transaction(producer_id, partition, commit, now);
+                    self.apply(effects);
+                }
                 let _ = done.send(());
             }
+            Command::Loaded {
+                partition,
+                leader_epoch,
+                read,
+            } => self.loaded_partition(partition, leader_epoch, read),
+            Command::Reload {
+                partition,
+                leader_epoch,
+            } => {
+                if self.loaded.get(partition) == Some(PartitionLoad::Loading { leader_epoch }) {
+                    self.spawn_read(partition, leader_epoch);
+                }
+            }
         }
+    }
+
+    /// Takes over the partitions led here (`partition → leader epoch`) and gives up the others.
+    fn follow(&mut self, led_here: &BTreeMap<i32, i32>) {
+        let now = now_ms();
+        for step in internal_topic::moves(&self.loaded.snapshot(), led_here) {
+            match step {
+                Move::Load {
+                    partition,
+                    leader_epoch,
+                } => {
+                    tracing::info!(
+                        partition,
+                        leader_epoch,
+                        "loading consumer groups of a __consumer_offsets partition led here"
+                    );
+                    let effects = self.coordinator.begin_load_partition(partition, now);
+                    self.apply(effects);
+                    self.completed_while_loading.remove(&partition);
+                    self.loaded
+                        .set(partition, Some(PartitionLoad::Loading { leader_epoch }));
+                    self.spawn_read(partition, leader_epoch);
+                }
+                Move::Unload { partition } => {
+                    tracing::info!(
+                        partition,
+                        "unloading consumer groups of a __consumer_offsets partition no longer led here"
+                    );
+                    let effects = self.coordinator.unload_partition(partition, now);
+                    self.apply(effects);
+                    self.completed_while_loading.remove(&partition);
+                    self.loaded.set(partition, None);
+                }
+            }
+        }
+    }
+
+    /// Reads `partition` on the blocking pool and reports back with [`Command::Loaded`].
+    fn spawn_read(&self, partition: i32, leader_epoch: i32) {
+        let (Some(logs), Some(inbox)) = (self.logs.upgrade(), self.inbox.upgrade()) else {
+            return;
+        };
+        internal_topic::spawn_partition_read(logs, inbox, OFFSETS_TOPIC, partition, move |read| {
+            Command::Loaded {
+                partition,
+                leader_epoch,
+                read,
+            }
+        });
+    }
+
+    /// Replays a partition read for `leader_epoch`, unless leadership moved on meanwhile;
+    /// then applies the markers that landed after the read.
+    fn loaded_partition(
+        &mut self,
+        partition: i32,
+        leader_epoch: i32,
+        read: Result<PartitionRead, String>,
+    ) {
+        if self.loaded.get(partition) != Some(PartitionLoad::Loading { leader_epoch }) {
+            return;
+        }
+        let read = match read {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::warn!(partition, leader_epoch, %error, "could not read a __consumer_offsets partition; retrying");
+                internal_topic::retry_load_later(
+                    self.inbox.upgrade(),
+                    Command::Reload {
+                        partition,
+                        leader_epoch,
+                    },
+                );
+                return;
+            }
+        };
+        let now = now_ms();
+        let count = read.entries.len();
+        match self
+            .coordinator
+            .load_partition(partition, load_entries(read.entries), now)
+        {
+            Ok(effects) => self.apply(effects),
+            Err(e) => {
+                tracing::error!(partition, error = %e, "could not replay a __consumer_offsets partition")
+            }
+        }
+        self.loaded
+            .set(partition, Some(PartitionLoad::Loaded { leader_epoch }));
+        for c in self
+            .completed_while_loading
+            .remove(&partition)
+            .unwrap_or_default()
+        {
+            if c.marker_offset >= read.end_offset {
+                let effects =
+                    self.coordinator
+                        .complete_transaction(c.producer_id, partition, c.commit, now);
+                self.apply(effects);
+            }
+        }
+        tracing::info!(
+            partition,
+            leader_epoch,
+            records = count,
+            "loaded consumer groups of a __consumer_offsets partition"
+        );
     }
 
     fn apply(&mut self, effects: Vec<Effect>) {
@@ -452,3 +668,7 @@ pub fn ensure_offsets_topic(
     }
     logs.create_internal_topic(OFFSETS_TOPIC, partitions, offsets_topic_configs())
 }
+
+#[cfg(test)]
+#[path = "group_runtime_test.rs"]
+pub(crate) mod tests;

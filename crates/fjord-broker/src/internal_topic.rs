@@ -2,15 +2,21 @@
 //! `__transaction_state`), shared by the coordinators' runtimes.
 //!
 //! Coordinators append their state changes as ordinary record batches and answer clients only
-//! once those are durable; on start they replay the topic. Both steps are the same for every
-//! coordinator, so they live here once.
+//! once those are durable; they replay the topic to rebuild their state: all of it at start on
+//! a single broker, and in cluster mode one partition at a time, when this broker becomes its
+//! leader ([`LeadershipFeed`], [`moves`]). These steps are the same for every coordinator, so
+//! they live here once.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use fjord_controller::record::NO_LEADER;
+use fjord_controller::MetadataImage;
 use fjord_protocol::batch::{decode_records, BatchIter};
 use fjord_storage::{IoVerb, StorageError};
 use kafka_protocol::ResponseError;
+use tokio::sync::watch;
 
 use crate::error::partition_error;
 use crate::log_manager::{LogManager, Topic};
@@ -58,11 +64,34 @@ pub fn marker_is_commit(key: &[u8]) -> Option<bool> {
 pub fn read_entries(topic: &Topic) -> Result<Vec<InternalEntry>, StorageError> {
     let mut out = Vec::new();
     for partition in topic.hosted() {
+        if let Some(read) = read_partition(partition)? {
+            out.extend(read.entries);
+        }
+    }
+    Ok(out)
+}
+
+/// One partition of an internal topic as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionRead {
+    /// Its entries in log order.
+    pub entries: Vec<InternalEntry>,
+    /// The log end offset the read stopped at: what was appended from there on is not in
+    /// `entries`.
+    pub end_offset: i64,
+}
+
+/// Every entry of one partition in log order, up to its log end offset when the read starts;
+/// `None` when the partition is closed.
+pub fn read_partition(partition: &Partition) -> Result<Option<PartitionRead>, StorageError> {
+    let mut out = Vec::new();
+    {
         let Ok(offsets) = partition.offsets() else {
-            continue;
+            return Ok(None);
         };
+        let end = offsets.log_end_offset;
         let mut offset = offsets.log_start_offset;
-        while offset < offsets.log_end_offset {
+        while offset < end {
             let (plan, _) = match partition.read_to_log_end(offset, 1 << 20) {
                 Ok(r) => r,
                 Err(PartitionError::Storage(e)) => return Err(e),
@@ -75,6 +104,11 @@ pub fn read_entries(topic: &Topic) -> Result<Vec<InternalEntry>, StorageError> {
             plan.read_into(&mut bytes)
                 .map_err(|e| StorageError::io(IoVerb::Read, &partition.name, e))?;
             for (header, batch) in BatchIter::headers_only(&bytes).filter_map(Result::ok) {
+                if header.base_offset >= end {
+                    // Appended after the read started.
+                    offset = end;
+                    break;
+                }
                 offset = header.last_offset() + 1;
                 let records = match decode_records(batch) {
                     Ok(records) => records,
@@ -109,8 +143,149 @@ pub fn read_entries(topic: &Topic) -> Result<Vec<InternalEntry>, StorageError> {
             }
             offset = offset.max(plan.next_offset());
         }
+        Ok(Some(PartitionRead {
+            entries: out,
+            end_offset: end,
+        }))
     }
-    Ok(out)
+}
+
+/// Where a coordinator stands on one partition of its internal topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionLoad {
+    /// This broker leads it at `leader_epoch` and is replaying its log: its groups or
+    /// transactional ids answer COORDINATOR_LOAD_IN_PROGRESS.
+    Loading {
+        /// The leader epoch the replay is for.
+        leader_epoch: i32,
+    },
+    /// Replayed as leader at `leader_epoch`: served from memory.
+    Loaded {
+        /// The leader epoch the replay was for.
+        leader_epoch: i32,
+    },
+}
+
+impl PartitionLoad {
+    /// The leader epoch this state is for.
+    pub fn leader_epoch(self) -> i32 {
+        match self {
+            Self::Loading { leader_epoch } | Self::Loaded { leader_epoch } => leader_epoch,
+        }
+    }
+}
+
+/// The partitions of an internal topic a coordinator has taken over, kept by its task and
+/// read by request handlers, so they can answer NOT_COORDINATOR or
+/// COORDINATOR_LOAD_IN_PROGRESS without a round trip to the task.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedPartitions(Arc<RwLock<BTreeMap<i32, PartitionLoad>>>);
+
+impl LoadedPartitions {
+    /// Where the coordinator stands on `partition`; `None` when it has not taken it over.
+    pub fn get(&self, partition: i32) -> Option<PartitionLoad> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&partition)
+            .copied()
+    }
+
+    /// Every partition taken over.
+    pub fn snapshot(&self) -> BTreeMap<i32, PartitionLoad> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Records where the coordinator stands on `partition` (`None`: given up).
+    pub(crate) fn set(&self, partition: i32, load: Option<PartitionLoad>) {
+        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
+        match load {
+            Some(load) => map.insert(partition, load),
+            None => map.remove(&partition),
+        };
+    }
+}
+
+/// The applied metadata image a coordinator follows in cluster mode, to take over the
+/// partitions of its internal topic this broker comes to lead and give up the others.
+#[derive(Debug, Clone)]
+pub struct LeadershipFeed {
+    /// This broker's `node.id`.
+    pub node_id: i32,
+    /// The image this broker has applied to its logs (a led partition's log is open here).
+    pub applied: watch::Receiver<Arc<MetadataImage>>,
+}
+
+impl LeadershipFeed {
+    /// The feed of a cluster node.
+    pub fn of(cluster: &crate::cluster::ClusterNode) -> Self {
+        Self {
+            node_id: cluster.node_id(),
+            applied: cluster.subscribe_applied(),
+        }
+    }
+
+    /// The partitions of `topic` this broker leads in `image`, with their leader epochs.
+    pub fn led_here(&self, image: &MetadataImage, topic: &str) -> BTreeMap<i32, i32> {
+        image
+            .topic(topic)
+            .map(|t| {
+                t.partitions
+                    .iter()
+                    .filter(|(_, p)| p.leader == self.node_id && p.leader != NO_LEADER)
+                    .map(|(index, p)| (*index, p.leader_epoch))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// A change of what a coordinator holds of its internal topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    /// Take over (or take over again, the state held being possibly stale) `partition`, led
+    /// here at `leader_epoch`: replay it from the local log.
+    Load {
+        /// The partition.
+        partition: i32,
+        /// Its leader epoch.
+        leader_epoch: i32,
+    },
+    /// Give `partition` up: another broker (or none) leads it now.
+    Unload {
+        /// The partition.
+        partition: i32,
+    },
+}
+
+/// What to load and unload so that `held` follows `led_here` (partition → leader epoch of the
+/// partitions led here): a partition led at an epoch other than the one held is loaded again,
+/// since leadership may have moved away and back in between.
+pub fn moves(held: &BTreeMap<i32, PartitionLoad>, led_here: &BTreeMap<i32, i32>) -> Vec<Move> {
+    let unload = held
+        .keys()
+        .filter(|p| !led_here.contains_key(p))
+        .map(|&partition| Move::Unload { partition });
+    let load = led_here
+        .iter()
+        .filter(|(p, epoch)| held.get(p).is_none_or(|h| h.leader_epoch() != **epoch))
+        .map(|(&partition, &leader_epoch)| Move::Load {
+            partition,
+            leader_epoch,
+        });
+    unload.chain(load).collect()
+}
+
+/// Waits for the next applied image; `None` once the feed has ended (shutdown), and never
+/// without a feed (a single broker).
+pub(crate) async fn next_image(feed: &mut Option<LeadershipFeed>) -> Option<Arc<MetadataImage>> {
+    match feed {
+        Some(feed) => match feed.applied.changed().await {
+            Ok(()) => Some(feed.applied.borrow_and_update().clone()),
+            Err(_) => None,
+        },
+        None => std::future::pending().await,
+    }
 }
 
 /// Appends one batch to an internal partition; returns the offset that must become durable.
@@ -178,9 +353,84 @@ pub(crate) async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
+/// How long a coordinator waits before reading a partition again after a failed read.
+const LOAD_RETRY: Duration = Duration::from_millis(500);
+
+/// Reads partition `partition` of internal topic `topic` as a coordinator loads it.
+fn read_hosted(logs: &LogManager, topic: &str, partition: i32) -> Result<PartitionRead, String> {
+    let log = logs
+        .topic(topic)
+        .and_then(|t| t.partition(partition).cloned())
+        .ok_or_else(|| format!("{topic}-{partition} is not hosted here"))?;
+    read_partition(&log)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{topic}-{partition} is closed"))
+}
+
+/// Reads `topic`-`partition` on the blocking pool, off the coordinator's task, and sends
+/// `loaded(read)` to the coordinator's inbox.
+pub(crate) fn spawn_partition_read<C: Send + 'static>(
+    logs: Arc<LogManager>,
+    inbox: tokio::sync::mpsc::Sender<C>,
+    topic: &'static str,
+    partition: i32,
+    loaded: impl FnOnce(Result<PartitionRead, String>) -> C + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let read = tokio::task::spawn_blocking(move || read_hosted(&logs, topic, partition))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        let _ = inbox.send(loaded(read)).await;
+    });
+}
+
+/// Sends `command` (a reload) to the coordinator's inbox after a pause, when a partition read
+/// failed.
+pub(crate) fn retry_load_later<C: Send + 'static>(
+    inbox: Option<tokio::sync::mpsc::Sender<C>>,
+    command: C,
+) {
+    if let Some(inbox) = inbox {
+        tokio::spawn(async move {
+            tokio::time::sleep(LOAD_RETRY).await;
+            let _ = inbox.send(command).await;
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::marker_is_commit;
+    use std::collections::BTreeMap;
+
+    use super::{marker_is_commit, moves, Move, PartitionLoad};
+
+    #[test]
+    fn moves_follow_leadership_and_reload_on_a_new_epoch() {
+        let held = BTreeMap::from([
+            (0, PartitionLoad::Loaded { leader_epoch: 1 }),
+            (1, PartitionLoad::Loading { leader_epoch: 2 }),
+            (2, PartitionLoad::Loaded { leader_epoch: 3 }),
+            (3, PartitionLoad::Loaded { leader_epoch: 0 }),
+        ]);
+        // 0 unchanged, 1 still loading at its epoch, 2 led again at a newer epoch, 3 moved
+        // away, 4 newly led here.
+        let led = BTreeMap::from([(0, 1), (1, 2), (2, 5), (4, 7)]);
+        assert_eq!(
+            moves(&held, &led),
+            vec![
+                Move::Unload { partition: 3 },
+                Move::Load {
+                    partition: 2,
+                    leader_epoch: 5
+                },
+                Move::Load {
+                    partition: 4,
+                    leader_epoch: 7
+                },
+            ]
+        );
+        assert_eq!(moves(&BTreeMap::new(), &BTreeMap::new()), vec![]);
+    }
 
     #[test]
     fn marker_type_comes_from_the_key() {

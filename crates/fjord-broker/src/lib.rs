@@ -180,13 +180,16 @@ impl Broker {
     }
 
     /// Whether this broker coordinates consumer group `group_id`: always on a single node; in
-    /// a cluster when it leads the group's `__consumer_offsets` partition (NOT_COORDINATOR
-    /// otherwise, COORDINATOR_NOT_AVAILABLE before the topic exists, and
-    /// COORDINATOR_LOAD_IN_PROGRESS while the partition's log is still being opened).
+    /// a cluster when it leads the group's `__consumer_offsets` partition and the group
+    /// coordinator has replayed it at that leader epoch (NOT_COORDINATOR when another broker
+    /// leads it, COORDINATOR_NOT_AVAILABLE before the topic exists or while no broker leads
+    /// the partition, and COORDINATOR_LOAD_IN_PROGRESS until the replay is done).
     pub(crate) fn coordinates_group(&self, group_id: &str) -> Result<(), ResponseError> {
-        self.coordinates(group_runtime::OFFSETS_TOPIC, |count| {
-            fjord_group::partition_for_group(group_id, count)
-        })
+        self.coordinates(
+            group_runtime::OFFSETS_TOPIC,
+            |count| fjord_group::partition_for_group(group_id, count),
+            self.groups.loaded(),
+        )
     }
 
     /// Whether this broker coordinates transactional id `transactional_id`, by its
@@ -195,15 +198,20 @@ impl Broker {
         &self,
         transactional_id: &str,
     ) -> Result<(), ResponseError> {
-        self.coordinates(txn_runtime::TRANSACTION_STATE_TOPIC, |count| {
-            fjord_txn::partition_for_transactional_id(transactional_id, count)
-        })
+        self.coordinates(
+            txn_runtime::TRANSACTION_STATE_TOPIC,
+            |count| fjord_txn::partition_for_transactional_id(transactional_id, count),
+            self.transactions.loaded(),
+        )
     }
 
+    /// Leadership of the owning partition from the applied image, and whether the
+    /// coordinator (`loaded`) has replayed it at the leader epoch the image gives.
     fn coordinates(
         &self,
         topic: &str,
         partition_of: impl FnOnce(i32) -> i32,
+        loaded: &internal_topic::LoadedPartitions,
     ) -> Result<(), ResponseError> {
         let Some(cluster) = &self.cluster else {
             return Ok(());
@@ -214,23 +222,7 @@ impl Broker {
             .map(|t| t.partitions.len() as i32)
             .ok_or(ResponseError::CoordinatorNotAvailable)?;
         let index = partition_of(count);
-        match cluster.leadership(topic, index) {
-            Leadership::Here { .. } => {
-                let open = self
-                    .logs
-                    .topic(topic)
-                    .is_some_and(|t| t.partition(index).is_some());
-                if open {
-                    Ok(())
-                } else {
-                    Err(ResponseError::CoordinatorLoadInProgress)
-                }
-            }
-            Leadership::Offline { .. } => Err(ResponseError::CoordinatorNotAvailable),
-            Leadership::Elsewhere { .. } | Leadership::Unknown => {
-                Err(ResponseError::NotCoordinator)
-            }
-        }
+        coordinator_answer(cluster.leadership(topic, index), loaded.get(index))
     }
 
     /// The leader epoch of a partition this broker leads: 0 on a single node; in a cluster
@@ -243,6 +235,28 @@ impl Broker {
                 _ => -1,
             },
         }
+    }
+}
+
+/// Whether a coordinator serves the ids of a partition whose leadership in the applied image
+/// is `leadership` and where the coordinator stands on it (`loaded`): only once it has
+/// replayed the partition at the leader epoch the image gives.
+fn coordinator_answer(
+    leadership: Leadership,
+    loaded: Option<internal_topic::PartitionLoad>,
+) -> Result<(), ResponseError> {
+    match leadership {
+        Leadership::Here { leader_epoch } => match loaded {
+            Some(internal_topic::PartitionLoad::Loaded { leader_epoch: at })
+                if at == leader_epoch =>
+            {
+                Ok(())
+            }
+            // Being replayed, or the coordinator has not seen this leadership yet.
+            _ => Err(ResponseError::CoordinatorLoadInProgress),
+        },
+        Leadership::Offline { .. } => Err(ResponseError::CoordinatorNotAvailable),
+        Leadership::Elsewhere { .. } | Leadership::Unknown => Err(ResponseError::NotCoordinator),
     }
 }
 
@@ -441,6 +455,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
             },
             offsets_topic_num_partitions: config.offsets_topic_num_partitions,
         },
+        cluster.as_deref().map(internal_topic::LeadershipFeed::of),
     )?;
     let producer_ids = Arc::new(match &cluster {
         None => producer_ids::ProducerIdManager::open(&config.log_dir)?,
@@ -461,6 +476,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, BrokerError> {
         producer_ids.clone(),
         groups.clone(),
         cluster.clone(),
+        cluster.as_deref().map(internal_topic::LeadershipFeed::of),
     )?;
     let broker = Arc::new(Broker {
         config: config.clone(),
@@ -649,5 +665,54 @@ impl RunningBroker {
             controller.shutdown().await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::ResponseError;
+
+    use super::coordinator_answer;
+    use crate::cluster::Leadership;
+    use crate::internal_topic::PartitionLoad;
+
+    #[test]
+    fn a_coordinator_serves_only_what_it_replayed_at_the_current_leader_epoch() {
+        let here = Leadership::Here { leader_epoch: 3 };
+        assert_eq!(
+            coordinator_answer(
+                here.clone(),
+                Some(PartitionLoad::Loaded { leader_epoch: 3 })
+            ),
+            Ok(())
+        );
+        for loaded in [
+            None,
+            Some(PartitionLoad::Loading { leader_epoch: 3 }),
+            Some(PartitionLoad::Loaded { leader_epoch: 2 }),
+        ] {
+            assert_eq!(
+                coordinator_answer(here.clone(), loaded),
+                Err(ResponseError::CoordinatorLoadInProgress),
+                "{loaded:?}"
+            );
+        }
+        let elsewhere = Leadership::Elsewhere {
+            leader: 2,
+            leader_epoch: 4,
+        };
+        // Still held here until the coordinator sees the image: not served all the same.
+        assert_eq!(
+            coordinator_answer(elsewhere, Some(PartitionLoad::Loaded { leader_epoch: 3 })),
+            Err(ResponseError::NotCoordinator)
+        );
+        assert_eq!(
+            coordinator_answer(Leadership::Unknown, None),
+            Err(ResponseError::NotCoordinator)
+        );
+        assert_eq!(
+            coordinator_answer(Leadership::Offline { leader_epoch: 4 }, None),
+            Err(ResponseError::CoordinatorNotAvailable)
+        );
     }
 }

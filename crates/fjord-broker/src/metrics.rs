@@ -27,6 +27,9 @@
 //! | `kafka_server_replicamanager_partitioncount` | `kafka.server:type=ReplicaManager,name=PartitionCount` |
 //! | `kafka_server_replicamanager_underreplicatedpartitions` | `kafka.server:type=ReplicaManager,name=UnderReplicatedPartitions` |
 //! | `kafka_controller_kafkacontroller_offlinepartitionscount` | `kafka.controller:type=KafkaController,name=OfflinePartitionsCount` |
+//! | `kafka_controller_kafkacontroller_activecontrollercount` | `kafka.controller:type=KafkaController,name=ActiveControllerCount` |
+//! | `kafka_server_replicamanager_isrshrinks_total` | `kafka.server:type=ReplicaManager,name=IsrShrinksPerSec` |
+//! | `kafka_server_replicamanager_isrexpands_total` | `kafka.server:type=ReplicaManager,name=IsrExpandsPerSec` |
 //! | `kafka_server_socketservermetrics_connection_count` | `kafka.server:type=socket-server-metrics,name=connection-count` |
 //! | `kafka_log_log_size{topic,partition}` | `kafka.log:type=Log,name=Size,topic=T,partition=P` |
 //! | `kafka_log_log_logstartoffset{topic,partition}` | `kafka.log:type=Log,name=LogStartOffset,...` |
@@ -268,6 +271,9 @@ impl BrokerMetrics {
             partition_count: 0,
             under_replicated: 0,
             offline_partitions: 0,
+            active_controller: 0,
+            isr_shrinks: 0,
+            isr_expands: 0,
             logs: Vec::new(),
             lag: Vec::new(),
         }
@@ -364,6 +370,12 @@ pub struct Snapshot {
     pub under_replicated: usize,
     /// Partitions without a leader (reported by the active controller).
     pub offline_partitions: usize,
+    /// 1 on the active controller, else 0.
+    pub active_controller: usize,
+    /// ISR shrinks committed for partitions led here.
+    pub isr_shrinks: u64,
+    /// ISR expansions committed for partitions led here.
+    pub isr_expands: u64,
     /// Per partition, by topic and index.
     pub logs: Vec<LogSnapshot>,
     /// Per group and partition.
@@ -385,7 +397,9 @@ pub async fn collect(broker: &Broker) -> Snapshot {
             .count();
         if cluster.active_controller() == Some(cluster.node_id()) {
             snapshot.offline_partitions = partitions().filter(|p| !p.has_leader()).count();
+            snapshot.active_controller = 1;
         }
+        (snapshot.isr_shrinks, snapshot.isr_expands) = cluster.replication().isr_changes();
     }
     let mut end_offsets: HashMap<(&str, i32), i64> = HashMap::new();
     for topic in &topics {

@@ -447,6 +447,7 @@ impl Partition {
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
+        coordinator_epoch: i32,
         now_ms: i64,
     ) -> Result<i64, PartitionError> {
         let mut guard = self.lock();
@@ -463,11 +464,13 @@ impl Partition {
                 got: producer_epoch,
             })?;
         // Kafka's EndTransactionMarker: key = version 0 + type (0 abort, 1 commit); value =
-        // version 0 + coordinator epoch (0: one coordinator generation per node so far).
+        // version 0 + the epoch of the coordinator that wrote it.
+        let mut value = vec![0, 0];
+        value.extend_from_slice(&coordinator_epoch.to_be_bytes());
         let record = RecordSpec {
             timestamp: now_ms,
             key: Some(vec![0, 0, 0, u8::from(commit)]),
-            value: Some(vec![0, 0, 0, 0, 0, 0]),
+            value: Some(value),
             headers: Vec::new(),
         };
         let spec = BatchSpec {
@@ -711,7 +714,7 @@ mod tests {
         assert_eq!((offsets.last_stable_offset, offsets.log_end_offset), (2, 7));
         assert_eq!(p.read_committed(0, 1 << 20).unwrap().plan.next_offset(), 2);
 
-        assert_eq!(p.write_marker(7, 0, false, 2).unwrap(), 7); // abort 7
+        assert_eq!(p.write_marker(7, 0, false, 0, 2).unwrap(), 7); // abort 7
         assert_eq!(p.offsets().unwrap().last_stable_offset, 5);
         let read = p.read_committed(0, 1 << 20).unwrap();
         assert_eq!(read.plan.next_offset(), 5);
@@ -721,7 +724,7 @@ mod tests {
             (7, 2)
         );
 
-        assert_eq!(p.write_marker(8, 0, true, 3).unwrap(), 8); // commit 8
+        assert_eq!(p.write_marker(8, 0, true, 0, 3).unwrap(), 8); // commit 8
         let read = p.read_committed(0, 1 << 20).unwrap();
         assert_eq!(read.offsets.last_stable_offset, 9);
         assert_eq!(read.plan.next_offset(), 9);
@@ -735,7 +738,7 @@ mod tests {
         let p = open(dir.path());
         p.append(&mut batch(7, 3, 0, 1, true), 1).unwrap();
         assert!(matches!(
-            p.write_marker(7, 2, false, 1),
+            p.write_marker(7, 2, false, 0, 1),
             Err(PartitionError::Producer(
                 ProducerError::InvalidProducerEpoch { current: 3, .. }
             ))
@@ -765,8 +768,8 @@ mod tests {
             p.append(&mut batch(7, 0, 0, 2, true), 1).unwrap(); // open txn at 0
             p.snapshot_producers(1, i64::MAX).unwrap();
             p.append(&mut batch(8, 0, 0, 1, true), 1).unwrap(); // open txn at 2, after the snapshot
-            p.write_marker(7, 0, false, 2).unwrap(); // abort 7 at 3, after the snapshot
-                                                     // No clean close: the state after the snapshot must come from the log.
+            p.write_marker(7, 0, false, 0, 2).unwrap(); // abort 7 at 3, after the snapshot
+                                                        // No clean close: the state after the snapshot must come from the log.
             drop(p);
         }
         let p = open(dir.path());

@@ -309,6 +309,23 @@ impl Partition {
         Ok(info)
     }
 
+    /// A follower raises its log start to the leader's (DeleteRecords or retention there),
+    /// as far as its own log reaches; a lower start is left alone.
+    pub fn follow_log_start(&self, leader_log_start: i64) -> Result<(), PartitionError> {
+        let mut guard = self.lock();
+        let log = guard
+            .as_mut()
+            .ok_or_else(|| PartitionError::Closed(self.name.clone()))?;
+        if !matches!(&*self.role(), Role::Follower { .. }) {
+            return Ok(());
+        }
+        let target = leader_log_start.min(log.log_end_offset());
+        if target > log.log_start_offset() {
+            log.delete_records_before(target)?;
+        }
+        Ok(())
+    }
+
     /// A follower takes the leader's high watermark, bounded by its own log end.
     pub fn follow_high_watermark(&self, leader_high_watermark: i64) {
         let end = *self.log_end_offset.borrow();

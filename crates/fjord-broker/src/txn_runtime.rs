@@ -4,8 +4,15 @@
 //! It carries out the machine's effects: appends to `__transaction_state` in the order issued
 //! and reports them once durable, writes commit/abort markers to every partition of a
 //! transaction (telling the group coordinator when a marker lands in `__consumer_offsets`), and
-//! keeps the single timer that aborts transactions past their timeout. On start it replays
-//! `__transaction_state`, which re-sends the markers of transactions caught mid-completion.
+//! keeps the single timer that aborts transactions past their timeout.
+//!
+//! On a single broker it replays all of `__transaction_state` at start, which re-sends the
+//! markers of transactions caught mid-completion. In cluster mode it follows the leadership of
+//! the `__transaction_state` partitions in the applied image, as the group runtime does for
+//! `__consumer_offsets`: a partition led here (at a new leader epoch: again) is replayed from
+//! the local log off the task, re-sending its pending markers, with that leader epoch as the
+//! coordinator epoch of its markers; a partition no longer led here is forgotten, and the
+//! markers still being sent for its ids stop (the new leader sends them).
 //!
 //! ```text
 //!  handler ──Command──► runtime task ──► TransactionCoordinator (pure)
@@ -35,7 +42,9 @@ use tokio::time::Instant;
 
 use crate::cluster::{ClusterNode, Leadership};
 use crate::group_runtime::{GroupCoordinatorHandle, OFFSETS_TOPIC};
-use crate::internal_topic::{self, InternalEntry};
+use crate::internal_topic::{
+    self, InternalEntry, LeadershipFeed, LoadedPartitions, Move, PartitionLoad, PartitionRead,
+};
 use crate::log_manager::{now_ms, LogManager, Topic};
 use crate::partition::PartitionError;
 use crate::producer_ids::ProducerIdManager;
@@ -76,6 +85,17 @@ enum Command {
         producer_id: i64,
         epoch: i16,
     },
+    /// A partition taken over was read from the local log (off the task).
+    Loaded {
+        partition: i32,
+        leader_epoch: i32,
+        read: Result<PartitionRead, String>,
+    },
+    /// Read a partition taken over again, after a failed read.
+    Reload {
+        partition: i32,
+        leader_epoch: i32,
+    },
 }
 
 /// Why the coordinator could not answer.
@@ -90,6 +110,7 @@ pub enum TxnRuntimeError {
 #[derive(Debug, Clone)]
 pub struct TxnCoordinatorHandle {
     inbox: mpsc::Sender<Command>,
+    loaded: LoadedPartitions,
 }
 
 impl TxnCoordinatorHandle {
@@ -129,6 +150,13 @@ impl TxnCoordinatorHandle {
         self.ask(|tx| Command::Describe(transactional_ids, tx))
             .await
     }
+
+    /// The `__transaction_state` partitions the coordinator has taken over (cluster mode),
+    /// for answering NOT_COORDINATOR and COORDINATOR_LOAD_IN_PROGRESS without asking the task.
+    /// Empty on a single broker, which owns every partition.
+    pub fn loaded(&self) -> &LoadedPartitions {
+        &self.loaded
+    }
 }
 
 /// Producer ids from the broker's persisted blocks, so transactional and idempotent producers
@@ -155,31 +183,42 @@ pub struct TxnRuntimeConfig {
     pub cleanup_interval_ms: i64,
 }
 
-/// Starts the coordinator: replays `__transaction_state` (blocking, before serving), then
-/// runs the task until every handle is dropped. In cluster mode (`cluster`), markers for
-/// partitions led by other brokers are sent to them with WriteTxnMarkers.
+/// Starts the coordinator and runs its task until every handle is dropped. In cluster mode
+/// (`cluster`), markers for partitions led by other brokers are sent to them with
+/// WriteTxnMarkers.
+///
+/// Without `feed` (a single broker) it replays all of `__transaction_state` first (blocking,
+/// before serving) and owns every transactional id. With it (cluster mode) it starts with no
+/// id and follows the leadership of the `__transaction_state` partitions in the applied image.
 pub fn start(
     logs: Weak<LogManager>,
     runtime_config: TxnRuntimeConfig,
     producer_ids: Arc<ProducerIdManager>,
     groups: GroupCoordinatorHandle,
     cluster: Option<Arc<ClusterNode>>,
+    feed: Option<LeadershipFeed>,
 ) -> Result<TxnCoordinatorHandle, fjord_storage::StorageError> {
-    let config = runtime_config.coordinator.clone();
-    let mut coordinator =
-        TransactionCoordinator::new(config.clone(), Box::new(BrokerProducerIds(producer_ids)));
-    let mut initial_effects = Vec::new();
-    if let Some(topic) = logs
+    let mut config = runtime_config.coordinator.clone();
+    let existing = logs
         .upgrade()
-        .and_then(|l| l.topic(TRANSACTION_STATE_TOPIC))
-    {
-        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = internal_topic::read_entries(&topic)?
-            .into_iter()
-            .filter_map(|e| match e {
-                InternalEntry::Record { key, value, .. } => Some((key, value)),
-                InternalEntry::Marker { .. } => None,
-            })
-            .collect();
+        .and_then(|l| l.topic(TRANSACTION_STATE_TOPIC));
+    // Ids map to the partitions the topic really has.
+    if let Some(count) = feed.as_ref().and_then(|f| {
+        f.applied
+            .borrow()
+            .topic(TRANSACTION_STATE_TOPIC)
+            .map(|t| t.partitions.len() as i32)
+    }) {
+        config.transaction_state_num_partitions = count;
+    }
+    let ids = Box::new(BrokerProducerIds(producer_ids));
+    let mut coordinator = match feed {
+        Some(_) => TransactionCoordinator::without_partitions(config.clone(), ids),
+        None => TransactionCoordinator::new(config.clone(), ids),
+    };
+    let mut initial_effects = Vec::new();
+    if let (Some(topic), None) = (existing, &feed) {
+        let records = state_records(internal_topic::read_entries(&topic)?);
         let count = records.len();
         match coordinator.load(records, now_ms()) {
             Ok(effects) => initial_effects = effects,
@@ -191,6 +230,7 @@ pub fn start(
         );
     }
     let (inbox, rx) = mpsc::channel(INBOX_CAPACITY);
+    let loaded = LoadedPartitions::default();
     let runtime = Runtime {
         coordinator,
         logs,
@@ -202,9 +242,31 @@ pub fn start(
         pending: HashMap::new(),
         next_request: 0,
         timer: None,
+        loaded: loaded.clone(),
+        marker_tasks: HashMap::new(),
     };
-    tokio::spawn(runtime.run(rx, initial_effects));
-    Ok(TxnCoordinatorHandle { inbox })
+    tokio::spawn(runtime.run(rx, initial_effects, feed));
+    Ok(TxnCoordinatorHandle { inbox, loaded })
+}
+
+/// The key/value records of `__transaction_state` entries (it holds no markers).
+fn state_records(entries: Vec<InternalEntry>) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    entries
+        .into_iter()
+        .filter_map(|e| match e {
+            InternalEntry::Record { key, value, .. } => Some((key, value)),
+            InternalEntry::Marker { .. } => None,
+        })
+        .collect()
+}
+
+/// A marker task in flight for one transaction, so it can be stopped when the id's partition
+/// is given up.
+#[derive(Debug)]
+struct MarkerTask {
+    producer_id: i64,
+    epoch: i16,
+    task: tokio::task::AbortHandle,
 }
 
 struct Runtime {
@@ -220,11 +282,25 @@ struct Runtime {
     pending: HashMap<RequestId, oneshot::Sender<Response>>,
     next_request: u64,
     timer: Option<Instant>,
+    /// Cluster mode: the partitions taken over, shared with the handlers.
+    loaded: LoadedPartitions,
+    /// Markers being written, per transactional id.
+    marker_tasks: HashMap<String, MarkerTask>,
 }
 
 impl Runtime {
-    async fn run(mut self, mut rx: mpsc::Receiver<Command>, initial: Vec<Effect>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Command>,
+        initial: Vec<Effect>,
+        mut feed: Option<LeadershipFeed>,
+    ) {
         self.apply(initial);
+        if let Some(feed) = feed.as_mut() {
+            let image = feed.applied.borrow_and_update().clone();
+            let led = feed.led_here(&image, TRANSACTION_STATE_TOPIC);
+            self.follow(&led);
+        }
         let mut cleanup = tokio::time::interval(Duration::from_millis(
             self.expiration.cleanup_interval_ms.max(1) as u64,
         ));
@@ -249,6 +325,13 @@ impl Runtime {
                     let effects = self.coordinator.tick(now_ms());
                     self.apply(effects);
                 }
+                image = internal_topic::next_image(&mut feed) => match (image, feed.as_ref()) {
+                    (Some(image), Some(f)) => {
+                        let led = f.led_here(&image, TRANSACTION_STATE_TOPIC);
+                        self.follow(&led);
+                    }
+                    _ => feed = None,
+                },
             }
         }
     }
@@ -288,12 +371,141 @@ impl Runtime {
                 producer_id,
                 epoch,
             } => {
+                if self
+                    .marker_tasks
+                    .get(&transactional_id)
+                    .is_some_and(|t| t.producer_id == producer_id && t.epoch == epoch)
+                {
+                    self.marker_tasks.remove(&transactional_id);
+                }
                 let effects =
                     self.coordinator
                         .markers_written(&transactional_id, producer_id, epoch, now);
                 self.apply(effects);
             }
+            Command::Loaded {
+                partition,
+                leader_epoch,
+                read,
+            } => self.loaded_partition(partition, leader_epoch, read),
+            Command::Reload {
+                partition,
+                leader_epoch,
+            } => {
+                if self.loaded.get(partition) == Some(PartitionLoad::Loading { leader_epoch }) {
+                    self.spawn_read(partition, leader_epoch);
+                }
+            }
         }
+    }
+
+    /// Takes over the partitions led here (`partition → leader epoch`) and gives up the others.
+    fn follow(&mut self, led_here: &BTreeMap<i32, i32>) {
+        for step in internal_topic::moves(&self.loaded.snapshot(), led_here) {
+            match step {
+                Move::Load {
+                    partition,
+                    leader_epoch,
+                } => {
+                    tracing::info!(
+                        partition,
+                        leader_epoch,
+                        "loading transactions of a __transaction_state partition led here"
+                    );
+                    self.stop_markers(partition);
+                    let effects = self.coordinator.begin_load_partition(partition);
+                    self.apply(effects);
+                    self.loaded
+                        .set(partition, Some(PartitionLoad::Loading { leader_epoch }));
+                    self.spawn_read(partition, leader_epoch);
+                }
+                Move::Unload { partition } => {
+                    tracing::info!(
+                        partition,
+                        "unloading transactions of a __transaction_state partition no longer led here"
+                    );
+                    self.stop_markers(partition);
+                    let effects = self.coordinator.unload_partition(partition);
+                    self.apply(effects);
+                    self.loaded.set(partition, None);
+                }
+            }
+        }
+    }
+
+    /// Stops the marker tasks of the ids of `partition`.
+    fn stop_markers(&mut self, partition: i32) {
+        let coordinator = &self.coordinator;
+        self.marker_tasks.retain(|id, task| {
+            let keep = coordinator.partition_of(id) != partition;
+            if !keep {
+                task.task.abort();
+            }
+            keep
+        });
+    }
+
+    /// Reads `partition` on the blocking pool and reports back with [`Command::Loaded`].
+    fn spawn_read(&self, partition: i32, leader_epoch: i32) {
+        let (Some(logs), Some(inbox)) = (self.logs.upgrade(), self.inbox.upgrade()) else {
+            return;
+        };
+        internal_topic::spawn_partition_read(
+            logs,
+            inbox,
+            TRANSACTION_STATE_TOPIC,
+            partition,
+            move |read| Command::Loaded {
+                partition,
+                leader_epoch,
+                read,
+            },
+        );
+    }
+
+    /// Replays a partition read for `leader_epoch`, unless leadership moved on meanwhile.
+    fn loaded_partition(
+        &mut self,
+        partition: i32,
+        leader_epoch: i32,
+        read: Result<PartitionRead, String>,
+    ) {
+        if self.loaded.get(partition) != Some(PartitionLoad::Loading { leader_epoch }) {
+            return;
+        }
+        let read = match read {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::warn!(partition, leader_epoch, %error, "could not read a __transaction_state partition; retrying");
+                internal_topic::retry_load_later(
+                    self.inbox.upgrade(),
+                    Command::Reload {
+                        partition,
+                        leader_epoch,
+                    },
+                );
+                return;
+            }
+        };
+        let records = state_records(read.entries);
+        let count = records.len();
+        match self
+            .coordinator
+            .load_partition(partition, leader_epoch, records, now_ms())
+        {
+            Ok(effects) => self.apply(effects),
+            Err(e) => {
+                tracing::error!(partition, error = %e, "could not replay a __transaction_state partition")
+            }
+        }
+        self.loaded
+            .set(partition, Some(PartitionLoad::Loaded { leader_epoch }));
+        tracing::info!(
+            partition,
+            leader_epoch,
+            records = count,
+            "loaded transactions of a __transaction_state partition"
+        );
     }
 
     fn apply(&mut self, effects: Vec<Effect>) {
@@ -321,6 +533,7 @@ impl Runtime {
                     producer_id,
                     epoch,
                     commit,
+                    coordinator_epoch,
                     partitions,
                 } => {
                     let (Some(logs), Some(inbox)) = (self.logs.upgrade(), self.inbox.upgrade())
@@ -329,11 +542,13 @@ impl Runtime {
                     };
                     let groups = self.groups.clone();
                     let cluster = self.cluster.clone();
-                    tokio::spawn(async move {
+                    let id = transactional_id.clone();
+                    let task = tokio::spawn(async move {
                         let markers = Markers {
                             producer_id,
                             epoch,
                             commit,
+                            coordinator_epoch,
                         };
                         markers
                             .write_all(&logs, &groups, cluster.as_deref(), &partitions)
@@ -346,6 +561,14 @@ impl Runtime {
                             })
                             .await;
                     });
+                    let task = MarkerTask {
+                        producer_id,
+                        epoch,
+                        task: task.abort_handle(),
+                    };
+                    if let Some(previous) = self.marker_tasks.insert(id, task) {
+                        previous.task.abort();
+                    }
                 }
             }
         }
@@ -404,6 +627,8 @@ struct Markers {
     producer_id: i64,
     epoch: i16,
     commit: bool,
+    /// The leader epoch of the transactional id's `__transaction_state` partition.
+    coordinator_epoch: i32,
 }
 
 impl Markers {
@@ -449,7 +674,13 @@ impl Markers {
         cluster: Option<&ClusterNode>,
         tp: &TopicPartition,
     ) -> Result<(), String> {
-        let local = || write_marker(logs, groups, tp, self.producer_id, self.epoch, self.commit);
+        let marker = MarkerSpec {
+            producer_id: self.producer_id,
+            producer_epoch: self.epoch,
+            commit: self.commit,
+            coordinator_epoch: self.coordinator_epoch,
+        };
+        let local = || write_marker(logs, groups, tp, marker);
         let Some(cluster) = cluster else {
             return match local().await {
                 Ok(()) | Err(MarkerError::UnknownPartition) => Ok(()),
@@ -463,15 +694,7 @@ impl Markers {
             Leadership::Here { .. } => local().await.map_err(|e| e.to_string()),
             Leadership::Elsewhere { leader, .. } => cluster
                 .inter_broker()
-                .write_txn_marker(
-                    &cluster.image(),
-                    leader,
-                    &tp.topic,
-                    tp.partition,
-                    self.producer_id,
-                    self.epoch,
-                    self.commit,
-                )
+                .write_txn_marker(&cluster.image(), leader, &tp.topic, tp.partition, marker)
                 .await
                 .map_err(|e| e.to_string()),
         }
@@ -495,6 +718,20 @@ pub enum MarkerError {
     Groups,
 }
 
+/// One commit or abort marker to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkerSpec {
+    /// The producer whose transaction ends.
+    pub producer_id: i64,
+    /// Its epoch.
+    pub producer_epoch: i16,
+    /// Commit (`true`) or abort.
+    pub commit: bool,
+    /// The leader epoch of the transaction coordinator's `__transaction_state` partition,
+    /// which tells a deposed coordinator's late markers apart.
+    pub coordinator_epoch: i32,
+}
+
 /// Writes one commit/abort marker, waits until it is durable, and, for `__consumer_offsets`,
 /// lets the group coordinator apply or drop the transaction's offsets. Shared by the
 /// coordinator's own marker writes and WriteTxnMarkers.
@@ -502,25 +739,36 @@ pub async fn write_marker(
     logs: &Arc<LogManager>,
     groups: &GroupCoordinatorHandle,
     tp: &TopicPartition,
-    producer_id: i64,
-    producer_epoch: i16,
-    commit: bool,
+    marker: MarkerSpec,
 ) -> Result<(), MarkerError> {
+    let MarkerSpec {
+        producer_id,
+        producer_epoch,
+        commit,
+        coordinator_epoch,
+    } = marker;
     let partition = logs
         .topic(&tp.topic)
         .and_then(|t: Arc<Topic>| t.partition(tp.partition).cloned())
         .ok_or(MarkerError::UnknownPartition)?;
-    let offset = match partition.write_marker(producer_id, producer_epoch, commit, now_ms()) {
+    let offset = match partition.write_marker(
+        producer_id,
+        producer_epoch,
+        commit,
+        coordinator_epoch,
+        now_ms(),
+    ) {
         Ok(offset) => offset,
         Err(PartitionError::Closed(_)) => return Err(MarkerError::UnknownPartition),
         Err(e) => return Err(e.into()),
     };
+    tracing::trace!(topic = %tp.topic, partition = tp.partition, producer_id, coordinator_epoch, commit, offset, "transaction marker written");
     internal_topic::wait_durable(logs, partition, offset + 1)
         .await
         .map_err(MarkerError::NotDurable)?;
     if tp.topic == OFFSETS_TOPIC {
         groups
-            .complete_transaction(producer_id, tp.partition, commit)
+            .complete_transaction(producer_id, tp.partition, commit, offset)
             .await
             .map_err(|_| MarkerError::Groups)?;
     }
@@ -552,3 +800,7 @@ pub fn ensure_transaction_state_topic(
         transaction_state_topic_configs(),
     )
 }
+
+#[cfg(test)]
+#[path = "txn_runtime_test.rs"]
+mod tests;

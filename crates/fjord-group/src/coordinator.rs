@@ -87,6 +87,28 @@ enum PendingPersist {
     },
 }
 
+impl PendingPersist {
+    /// The group an append is for; `None` when nothing waits on it.
+    fn group_id(&self) -> Option<&str> {
+        match self {
+            Self::Detached => None,
+            Self::SyncAssignment { group_id, .. } | Self::OffsetCommit { group_id, .. } => {
+                Some(group_id)
+            }
+            Self::StaticMemberJoin(join) => Some(&join.group_id),
+        }
+    }
+}
+
+/// Where the coordinator stands on one `__consumer_offsets` partition it owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PartitionLoad {
+    /// Taken over but not replayed yet: its groups answer COORDINATOR_LOAD_IN_PROGRESS.
+    Loading,
+    /// Replayed: its groups are served.
+    Loaded,
+}
+
 #[derive(Debug)]
 struct StaticJoin {
     request_id: RequestId,
@@ -115,6 +137,9 @@ pub struct GroupCoordinator {
     /// Groups holding pending transactional offsets, per producer id (Kafka's
     /// `openGroupsForProducer`), so a marker finds its groups without a scan.
     txn_groups: BTreeMap<i64, BTreeSet<String>>,
+    /// The `__consumer_offsets` partitions this coordinator owns; groups of any other
+    /// partition answer NOT_COORDINATOR (Kafka's `ownedPartitions`/`loadingPartitions`).
+    partitions: BTreeMap<i32, PartitionLoad>,
     announced_deadline: Option<i64>,
     effects: Vec<Effect>,
 }
@@ -129,9 +154,24 @@ impl std::fmt::Debug for GroupCoordinator {
 }
 
 impl GroupCoordinator {
-    /// A coordinator with no groups; call [`GroupCoordinator::load`] to take over partitions.
+    /// A coordinator with no groups that owns every `__consumer_offsets` partition, as a
+    /// single broker does; call [`GroupCoordinator::load`] to replay the topic.
     pub fn new(config: GroupConfig, ids: Box<dyn MemberIdGenerator>) -> Self {
+        let partitions = (0..config.offsets_topic_num_partitions.max(1))
+            .map(|p| (p, PartitionLoad::Loaded))
+            .collect();
         Self {
+            partitions,
+            ..Self::without_partitions(config, ids)
+        }
+    }
+
+    /// A coordinator that owns no `__consumer_offsets` partition until
+    /// [`GroupCoordinator::load_partition`]: for brokers where the partitions' leadership
+    /// moves, so that only the leader of a group's partition serves it.
+    pub fn without_partitions(config: GroupConfig, ids: Box<dyn MemberIdGenerator>) -> Self {
+        Self {
+            partitions: BTreeMap::new(),
             config,
             ids,
             groups: BTreeMap::new(),
@@ -162,6 +202,13 @@ impl GroupCoordinator {
         request: JoinGroupRequest,
         now_ms: i64,
     ) -> Vec<Effect> {
+        if let Some(error) = self.refusal(&request.group_id) {
+            self.respond_join(
+                request_id,
+                JoinGroupResponse::error(request.member_id, error),
+            );
+            return self.finish();
+        }
         self.handle_join_group(request_id, request, now_ms);
         self.finish()
     }
@@ -173,6 +220,10 @@ impl GroupCoordinator {
         request: SyncGroupRequest,
         now_ms: i64,
     ) -> Vec<Effect> {
+        if let Some(error) = self.refusal(&request.group_id) {
+            self.respond_sync(request_id, SyncGroupResponse::error(error));
+            return self.finish();
+        }
         self.handle_sync_group(request_id, request, now_ms);
         self.finish()
     }
@@ -184,7 +235,10 @@ impl GroupCoordinator {
         request: HeartbeatRequest,
         now_ms: i64,
     ) -> Vec<Effect> {
-        let error = self.handle_heartbeat(&request, now_ms);
+        let error = match self.refusal(&request.group_id) {
+            Some(error) => error,
+            None => self.handle_heartbeat(&request, now_ms),
+        };
         self.respond(request_id, Response::Heartbeat(HeartbeatResponse { error }));
         self.finish()
     }
@@ -196,7 +250,13 @@ impl GroupCoordinator {
         request: LeaveGroupRequest,
         now_ms: i64,
     ) -> Vec<Effect> {
-        let response = self.handle_leave_group(request, now_ms);
+        let response = match self.refusal(&request.group_id) {
+            Some(error) => LeaveGroupResponse {
+                error,
+                members: Vec::new(),
+            },
+            None => self.handle_leave_group(request, now_ms),
+        };
         self.respond(request_id, Response::LeaveGroup(response));
         self.finish()
     }
@@ -208,6 +268,10 @@ impl GroupCoordinator {
         request: OffsetCommitRequest,
         now_ms: i64,
     ) -> Vec<Effect> {
+        if let Some(error) = self.refusal(&request.group_id) {
+            self.respond_commit_error(request_id, &request.topics, false, error);
+            return self.finish();
+        }
         self.handle_commit_offsets(request_id, request, now_ms);
         self.finish()
     }
@@ -222,6 +286,10 @@ impl GroupCoordinator {
         request: TxnOffsetCommitRequest,
         now_ms: i64,
     ) -> Vec<Effect> {
+        if let Some(error) = self.refusal(&request.group_id) {
+            self.respond_commit_error(request_id, &request.topics, true, error);
+            return self.finish();
+        }
         self.handle_txn_offset_commit(request_id, request, now_ms);
         self.finish()
     }
@@ -269,6 +337,12 @@ impl GroupCoordinator {
 
     /// OffsetFetch: read-only, answered directly.
     pub fn fetch_offsets(&self, request: &OffsetFetchRequest) -> OffsetFetchResponse {
+        if let Some(error) = self.refusal(&request.group_id) {
+            return OffsetFetchResponse {
+                error,
+                topics: Vec::new(),
+            };
+        }
         let group = self.groups.get(&request.group_id);
         let entry = |tp: &TopicPartition| -> OffsetFetchPartition {
             let none = |error| OffsetFetchPartition {
@@ -344,7 +418,7 @@ impl GroupCoordinator {
             .iter()
             .map(|group_id| match self.groups.get(group_id) {
                 None => DescribedGroup {
-                    error: ErrorCode::None,
+                    error: self.refusal(group_id).unwrap_or(ErrorCode::None),
                     group_id: group_id.clone(),
                     group_state: GroupState::Dead,
                     protocol_type: String::new(),
@@ -410,8 +484,9 @@ impl GroupCoordinator {
     ) -> Vec<Effect> {
         let mut results = Vec::with_capacity(group_ids.len());
         for group_id in group_ids {
-            let error = match self.groups.remove(group_id) {
-                None => ErrorCode::GroupIdNotFound,
+            let refused = self.refusal(group_id);
+            let error = match refused.map_or_else(|| self.groups.remove(group_id), |_| None) {
+                None => refused.unwrap_or(ErrorCode::GroupIdNotFound),
                 Some(group) if !group.is(GroupState::Empty) => {
                     self.groups.insert(group_id.clone(), group);
                     ErrorCode::NonEmptyGroup
@@ -448,7 +523,13 @@ impl GroupCoordinator {
         request: OffsetDeleteRequest,
         now_ms: i64,
     ) -> Vec<Effect> {
-        let response = self.handle_delete_offsets(request, now_ms);
+        let response = match self.refusal(&request.group_id) {
+            Some(error) => OffsetDeleteResponse {
+                error,
+                topics: Vec::new(),
+            },
+            None => self.handle_delete_offsets(request, now_ms),
+        };
         self.respond(request_id, Response::OffsetDelete(response));
         self.finish()
     }
@@ -614,7 +695,144 @@ impl GroupCoordinator {
         Ok(self.finish())
     }
 
+    /// This broker became the leader of `__consumer_offsets` partition `partition` (Kafka's
+    /// `onElection`), or became it again at a newer leader epoch: whatever it held of the
+    /// partition is dropped (its members are answered NOT_COORDINATOR) and the partition's
+    /// groups answer COORDINATOR_LOAD_IN_PROGRESS until [`GroupCoordinator::load_partition`].
+    pub fn begin_load_partition(&mut self, partition: i32, now_ms: i64) -> Vec<Effect> {
+        self.drop_partition(partition, now_ms);
+        self.partitions.insert(partition, PartitionLoad::Loading);
+        self.finish()
+    }
+
+    /// Replays partition `partition` of `__consumer_offsets` (its records and markers in log
+    /// order; entries of other partitions are ignored) and serves its groups from then on, as
+    /// [`GroupCoordinator::load`] does for the whole topic. Anything held of the partition
+    /// before is dropped first. Transactional offsets with no marker yet stay pending.
+    ///
+    /// A record that cannot be decoded fails the replay; the partition is owned all the same,
+    /// with none of its groups, as Kafka does, and the error is returned for the log (answers
+    /// owed for what was dropped, none after [`GroupCoordinator::begin_load_partition`], come
+    /// with the next call's effects).
+    pub fn load_partition<K, V>(
+        &mut self,
+        partition: i32,
+        entries: impl IntoIterator<Item = LoadEntry<K, V>>,
+        now_ms: i64,
+    ) -> Result<Vec<Effect>, RecordError>
+    where
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        self.drop_partition(partition, now_ms);
+        self.partitions.insert(partition, PartitionLoad::Loaded);
+        let entries = entries.into_iter().filter(|entry| match entry {
+            LoadEntry::Record { partition: p, .. } | LoadEntry::Marker { partition: p, .. } => {
+                *p == partition
+            }
+        });
+        self.load(entries, now_ms)
+    }
+
+    /// This broker no longer leads `__consumer_offsets` partition `partition` (Kafka's
+    /// `onResignation`): its groups are forgotten with their timers and pending
+    /// transactional offsets, parked JoinGroup and SyncGroup requests and offset commits
+    /// still being written are answered NOT_COORDINATOR, and later requests for its groups
+    /// are too. The new leader replays the partition from the log.
+    pub fn unload_partition(&mut self, partition: i32, now_ms: i64) -> Vec<Effect> {
+        self.drop_partition(partition, now_ms);
+        self.partitions.remove(&partition);
+        self.finish()
+    }
+
+    /// The `__consumer_offsets` partition of `group_id` under this coordinator's partition
+    /// count.
+    pub fn partition_of(&self, group_id: &str) -> i32 {
+        partition_for_group(group_id, self.config.offsets_topic_num_partitions)
+    }
+
     // ---------------------------------------------------------------- plumbing
+
+    /// Why `group_id` cannot be served now: NOT_COORDINATOR when its offsets partition is
+    /// not owned here, COORDINATOR_LOAD_IN_PROGRESS while that partition is replayed. An
+    /// empty id passes, so that each API answers it as Kafka does.
+    fn refusal(&self, group_id: &str) -> Option<ErrorCode> {
+        if group_id.is_empty() {
+            return None;
+        }
+        match self.partitions.get(&self.partition_of(group_id)) {
+            Some(PartitionLoad::Loaded) => None,
+            Some(PartitionLoad::Loading) => Some(ErrorCode::CoordinatorLoadInProgress),
+            None => Some(ErrorCode::NotCoordinator),
+        }
+    }
+
+    /// Forgets every group of `partition` and everything waiting on them, answering what
+    /// waits with NOT_COORDINATOR.
+    fn drop_partition(&mut self, partition: i32, now_ms: i64) {
+        let count = self.config.offsets_topic_num_partitions;
+        let in_partition = |group_id: &str| partition_for_group(group_id, count) == partition;
+        let group_ids: Vec<String> = self
+            .groups
+            .keys()
+            .filter(|g| in_partition(g))
+            .cloned()
+            .collect();
+        for group_id in &group_ids {
+            let Some(mut group) = self.groups.remove(group_id) else {
+                continue;
+            };
+            for member in &mut group.members {
+                if let Some(request_id) = member.awaiting_join.take() {
+                    let response = JoinGroupResponse::error(
+                        member.member_id.clone(),
+                        ErrorCode::NotCoordinator,
+                    );
+                    self.respond_join(request_id, response);
+                }
+                if let Some(request_id) = member.awaiting_sync.take() {
+                    self.respond_sync(
+                        request_id,
+                        SyncGroupResponse::error(ErrorCode::NotCoordinator),
+                    );
+                }
+            }
+            group.transition(GroupState::Dead, now_ms);
+        }
+        self.txn_groups.retain(|_, group_ids| {
+            group_ids.retain(|g| !in_partition(g));
+            !group_ids.is_empty()
+        });
+        self.timers.retain(|key| !in_partition(key.group_id()));
+        let persist_ids: Vec<PersistId> = self
+            .persists
+            .iter()
+            .filter(|(_, p)| p.group_id().is_some_and(in_partition))
+            .map(|(id, _)| *id)
+            .collect();
+        for persist_id in persist_ids {
+            if let Some(PendingPersist::OffsetCommit {
+                request_id,
+                entries,
+                transaction,
+                ..
+            }) = self.persists.remove(&persist_id)
+            {
+                let topics = entries_with_error(entries, ErrorCode::NotCoordinator);
+                self.respond(
+                    request_id,
+                    commit_response(transaction.is_some(), OffsetCommitResponse { topics }),
+                );
+            }
+        }
+        if !group_ids.is_empty() {
+            tracing::info!(
+                partition,
+                groups = group_ids.len(),
+                "unloaded consumer groups of __consumer_offsets partition"
+            );
+        }
+    }
 
     /// Appends the deadline announcement and hands the effects of this event to the caller.
     fn finish(&mut self) -> Vec<Effect> {
@@ -2248,6 +2466,29 @@ impl GroupCoordinator {
 }
 
 /// OffsetCommit and TxnOffsetCommit answer with the same per-partition shape.
+/// Per-partition outcomes of an offset commit that failed as a whole with `error`, in
+/// request order, grouped by topic.
+fn entries_with_error(
+    entries: Vec<(TopicPartition, Option<CommittedOffset>)>,
+    error: ErrorCode,
+) -> Vec<TopicPartitionErrors> {
+    let mut topics: Vec<TopicPartitionErrors> = Vec::new();
+    for (tp, _) in entries {
+        let entry = PartitionError {
+            partition_index: tp.partition,
+            error,
+        };
+        match topics.last_mut() {
+            Some(last) if last.name == tp.topic => last.partitions.push(entry),
+            _ => topics.push(TopicPartitionErrors {
+                name: tp.topic,
+                partitions: vec![entry],
+            }),
+        }
+    }
+    topics
+}
+
 fn commit_response(transactional: bool, response: OffsetCommitResponse) -> Response {
     if transactional {
         Response::TxnOffsetCommit(response)

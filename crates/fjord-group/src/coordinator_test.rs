@@ -2801,3 +2801,6 @@ fn a_log_written_with_transactions_replays_to_the_same_offsets() {
     assert_eq!(fetch_three(&loaded), fetch_three(&c));
     assert_eq!(fetch_three(&loaded)[2], (9, ErrorCode::None));
 }
+
+#[path = "ownership_test.rs"]
+mod ownership;

@@ -15,6 +15,9 @@ pub enum ErrorCode {
     UnknownServerError,
     /// `OFFSET_METADATA_TOO_LARGE` (12): metadata longer than `offset.metadata.max.bytes`.
     OffsetMetadataTooLarge,
+    /// `COORDINATOR_LOAD_IN_PROGRESS` (14): the group's offsets partition is still being
+    /// replayed after this broker became its leader; the client retries here.
+    CoordinatorLoadInProgress,
     /// `COORDINATOR_NOT_AVAILABLE` (15): the offsets partition could not take the write.
     CoordinatorNotAvailable,
     /// `NOT_COORDINATOR` (16): this broker no longer leads the offsets partition.
@@ -58,6 +61,7 @@ impl ErrorCode {
             Self::None => 0,
             Self::UnknownServerError => -1,
             Self::OffsetMetadataTooLarge => 12,
+            Self::CoordinatorLoadInProgress => 14,
             Self::CoordinatorNotAvailable => 15,
             Self::NotCoordinator => 16,
             Self::IllegalGeneration => 22,
@@ -113,6 +117,7 @@ mod tests {
         let cases = [
             (ErrorCode::None, 0),
             (ErrorCode::OffsetMetadataTooLarge, 12),
+            (ErrorCode::CoordinatorLoadInProgress, 14),
             (ErrorCode::IllegalGeneration, 22),
             (ErrorCode::InconsistentGroupProtocol, 23),
             (ErrorCode::UnknownMemberId, 25),

@@ -34,6 +34,14 @@
 //! Kafka's exact record formats ([`records`]) so [`GroupCoordinator::load`] can rebuild state
 //! from a log written by Fjord or by Kafka.
 //!
+//! A broker serves only the groups of the `__consumer_offsets` partitions it leads
+//! ([`partition_for_group`]). [`GroupCoordinator::new`] owns every partition (a single
+//! broker); [`GroupCoordinator::without_partitions`] owns none, and follows leadership as
+//! Kafka's `onElection`/`onResignation` do: [`GroupCoordinator::begin_load_partition`] then
+//! [`GroupCoordinator::load_partition`] replay one partition (its groups answer
+//! COORDINATOR_LOAD_IN_PROGRESS meanwhile), [`GroupCoordinator::unload_partition`] forgets it
+//! (NOT_COORDINATOR from then on, and for whatever was parked).
+//!
 //! TxnOffsetCommit (KIP-98) appends its offsets as a transactional batch of the producer
 //! ([`TxnProducer`]); they stay pending, invisible to OffsetFetch, until the broker reports the
 //! producer's commit or abort marker in that `__consumer_offsets` partition through

@@ -19,6 +19,16 @@ pub(crate) enum TimerKey {
     PendingMember(String, String),
 }
 
+impl TimerKey {
+    /// The group the deadline belongs to.
+    pub(crate) fn group_id(&self) -> &str {
+        match self {
+            Self::Join(g) | Self::PendingSync(g) => g,
+            Self::Heartbeat(g, _) | Self::PendingMember(g, _) => g,
+        }
+    }
+}
+
 /// The set of armed deadlines.
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
@@ -40,6 +50,12 @@ impl Timers {
         if let Some(at) = self.by_key.remove(key) {
             self.by_deadline.remove(&(at, key.clone()));
         }
+    }
+
+    /// Disarms every key `keep` rejects (the groups of a partition this broker resigned).
+    pub(crate) fn retain(&mut self, keep: impl Fn(&TimerKey) -> bool) {
+        self.by_key.retain(|key, _| keep(key));
+        self.by_deadline.retain(|(_, key)| keep(key));
     }
 
     /// The earliest deadline.

@@ -10,7 +10,7 @@ use crate::api::{
 use crate::config::TxnConfig;
 use crate::effect::{Effect, PersistId, RequestId};
 use crate::error::ErrorCode;
-use crate::partition::partition_for_group;
+use crate::partition::{partition_for_group, partition_for_transactional_id};
 use crate::records::{RecordError, TopicPartitions, TransactionLogRecord, TransactionLogValue};
 use crate::state::{
     TopicPartition, TransactionMetadata, TransactionState, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
@@ -106,6 +106,15 @@ struct ParkedAdd {
     partitions: Vec<TopicPartition>,
 }
 
+/// Where the coordinator stands on one `__transaction_state` partition it owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PartitionLoad {
+    /// Taken over but not replayed yet: its ids answer COORDINATOR_LOAD_IN_PROGRESS.
+    Loading,
+    /// Replayed: its ids are served, and their markers carry `coordinator_epoch`.
+    Loaded { coordinator_epoch: i32 },
+}
+
 /// Parked adds per transactional id; more are answered CONCURRENT_TRANSACTIONS.
 const PARKED_ADDS_MAX: usize = 16;
 
@@ -117,6 +126,9 @@ pub struct TransactionCoordinator {
     deadlines: BTreeSet<(i64, String)>,
     persists: HashMap<PersistId, InFlight>,
     next_persist_id: u64,
+    /// The `__transaction_state` partitions this coordinator owns; ids of any other partition
+    /// answer NOT_COORDINATOR.
+    partitions: BTreeMap<i32, PartitionLoad>,
     announced_deadline: Option<i64>,
     effects: Vec<Effect>,
 }
@@ -131,10 +143,32 @@ impl std::fmt::Debug for TransactionCoordinator {
 }
 
 impl TransactionCoordinator {
-    /// A coordinator with no transactions; call [`TransactionCoordinator::load`] to take over
-    /// partitions.
+    /// A coordinator with no transactions that owns every `__transaction_state` partition at
+    /// coordinator epoch 0, as a single broker does; call [`TransactionCoordinator::load`] to
+    /// replay the topic.
     pub fn new(config: TxnConfig, ids: Box<dyn ProducerIdAllocator>) -> Self {
+        let partitions = (0..config.transaction_state_num_partitions.max(1))
+            .map(|p| {
+                (
+                    p,
+                    PartitionLoad::Loaded {
+                        coordinator_epoch: 0,
+                    },
+                )
+            })
+            .collect();
         Self {
+            partitions,
+            ..Self::without_partitions(config, ids)
+        }
+    }
+
+    /// A coordinator that owns no `__transaction_state` partition until
+    /// [`TransactionCoordinator::load_partition`]: for brokers where the partitions'
+    /// leadership moves, so that only the leader of an id's partition coordinates it.
+    pub fn without_partitions(config: TxnConfig, ids: Box<dyn ProducerIdAllocator>) -> Self {
+        Self {
+            partitions: BTreeMap::new(),
             config,
             ids,
             transactions: BTreeMap::new(),
@@ -207,6 +241,10 @@ impl TransactionCoordinator {
         };
         if transactional_id.is_empty() {
             fail(self, ErrorCode::InvalidRequest);
+            return self.finish();
+        }
+        if let Some(error) = self.refusal(&transactional_id) {
+            fail(self, error);
             return self.finish();
         }
         let timeout_ms = request.transaction_timeout_ms;
@@ -401,11 +439,15 @@ impl TransactionCoordinator {
         now_ms: i64,
     ) -> Vec<Effect> {
         let version = request.version;
-        let error = match self.check_producer(
-            &request.transactional_id,
-            request.producer_id,
-            request.producer_epoch,
-        ) {
+        let checked = match self.refusal(&request.transactional_id) {
+            Some(error) => Err(error),
+            None => self.check_producer(
+                &request.transactional_id,
+                request.producer_id,
+                request.producer_epoch,
+            ),
+        };
+        let error = match checked {
             Err(error) => Some(error),
             Ok(entry) => {
                 use TransactionState as S;
@@ -709,7 +751,7 @@ impl TransactionCoordinator {
         transactional_ids
             .iter()
             .map(|id| match self.transaction(id) {
-                Some(m) => DescribedTransaction {
+                Some(m) if self.refusal(id).is_none() => DescribedTransaction {
                     error: ErrorCode::None,
                     transactional_id: id.clone(),
                     state: m.state.name(),
@@ -719,8 +761,10 @@ impl TransactionCoordinator {
                     producer_epoch: m.producer_epoch,
                     partitions: m.partitions.iter().cloned().collect(),
                 },
-                None => DescribedTransaction {
-                    error: ErrorCode::TransactionalIdNotFound,
+                _ => DescribedTransaction {
+                    error: self
+                        .refusal(id)
+                        .unwrap_or(ErrorCode::TransactionalIdNotFound),
                     transactional_id: id.clone(),
                     state: "",
                     transaction_timeout_ms: 0,
@@ -746,9 +790,80 @@ impl TransactionCoordinator {
         K: AsRef<[u8]>,
         V: AsRef<[u8]>,
     {
+        self.replay(records, None)
+    }
+
+    /// This broker became the leader of `__transaction_state` partition `partition`, or
+    /// became it again at a newer leader epoch: whatever it held of the partition is dropped
+    /// (as on resignation) and the partition's ids answer COORDINATOR_LOAD_IN_PROGRESS until
+    /// [`TransactionCoordinator::load_partition`].
+    pub fn begin_load_partition(&mut self, partition: i32) -> Vec<Effect> {
+        self.drop_partition(partition);
+        self.partitions.insert(partition, PartitionLoad::Loading);
+        self.finish()
+    }
+
+    /// Replays partition `partition` of `__transaction_state` (its records in log order;
+    /// records of ids owned by other partitions are skipped) and coordinates its ids from
+    /// then on, as [`TransactionCoordinator::load`] does for the whole topic: transactions
+    /// caught mid-completion get their markers re-sent, ongoing ones their timeout. Their
+    /// markers carry `coordinator_epoch`, the partition's leader epoch. Anything held of the
+    /// partition before is dropped first.
+    ///
+    /// A record that cannot be decoded fails the replay; the partition is owned all the same,
+    /// with none of its ids, and the error is returned for the log.
+    pub fn load_partition<K, V>(
+        &mut self,
+        partition: i32,
+        coordinator_epoch: i32,
+        records: impl IntoIterator<Item = (K, Option<V>)>,
+        _now_ms: i64,
+    ) -> Result<Vec<Effect>, RecordError>
+    where
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        self.drop_partition(partition);
+        self.partitions
+            .insert(partition, PartitionLoad::Loaded { coordinator_epoch });
+        self.replay(records, Some(partition))
+    }
+
+    /// This broker no longer leads `__transaction_state` partition `partition`: its ids are
+    /// forgotten with their timeouts, requests waiting on them (parked, or waiting for an
+    /// append) are answered NOT_COORDINATOR, and later requests for them are too. Markers the
+    /// runtime is still sending for these ids should stop; the new leader re-sends them.
+    pub fn unload_partition(&mut self, partition: i32) -> Vec<Effect> {
+        self.drop_partition(partition);
+        self.partitions.remove(&partition);
+        self.finish()
+    }
+
+    /// The `__transaction_state` partition of `transactional_id` under this coordinator's
+    /// partition count.
+    pub fn partition_of(&self, transactional_id: &str) -> i32 {
+        partition_for_transactional_id(
+            transactional_id,
+            self.config.transaction_state_num_partitions.max(1),
+        )
+    }
+
+    /// Replays records in log order, keeping only the ids of `partition` when given.
+    fn replay<K, V>(
+        &mut self,
+        records: impl IntoIterator<Item = (K, Option<V>)>,
+        partition: Option<i32>,
+    ) -> Result<Vec<Effect>, RecordError>
+    where
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
         let mut loaded: BTreeMap<String, Option<TransactionLogValue>> = BTreeMap::new();
         for (key, value) in records {
             match TransactionLogRecord::decode(key.as_ref(), value.as_ref().map(AsRef::as_ref)) {
+                Ok(record)
+                    if partition
+                        .is_some_and(|p| self.partition_of(&record.transactional_id) != p) => {}
                 Ok(record) => {
                     loaded.insert(record.transactional_id, record.value);
                 }
@@ -811,7 +926,11 @@ impl TransactionCoordinator {
         partitions: Vec<TopicPartition>,
         now_ms: i64,
     ) {
-        let error = match self.check_producer(transactional_id, producer_id, producer_epoch) {
+        let checked = match self.refusal(transactional_id) {
+            Some(error) => Err(error),
+            None => self.check_producer(transactional_id, producer_id, producer_epoch),
+        };
+        let error = match checked {
             Err(error) => Some(error),
             Ok(entry) => {
                 let meta = &entry.metadata;
@@ -940,6 +1059,7 @@ impl TransactionCoordinator {
             producer_id: meta.producer_id,
             epoch: meta.producer_epoch,
             commit: meta.state == TransactionState::PrepareCommit,
+            coordinator_epoch: self.coordinator_epoch(&meta.transactional_id),
             partitions: meta.partitions.iter().cloned().collect(),
         });
     }
@@ -962,6 +1082,11 @@ impl TransactionCoordinator {
     }
 
     fn forget(&mut self, transactional_id: &str) {
+        self.forget_answering(transactional_id, ErrorCode::ConcurrentTransactions);
+    }
+
+    /// Forgets `transactional_id`, answering its parked adds with `error`.
+    fn forget_answering(&mut self, transactional_id: &str, error: ErrorCode) {
         if let Some(entry) = self.transactions.remove(transactional_id) {
             if let Some(at) = entry.deadline_ms {
                 self.deadlines.remove(&(at, transactional_id.to_string()));
@@ -969,12 +1094,80 @@ impl TransactionCoordinator {
             for add in entry.parked {
                 self.respond(
                     add.request_id,
-                    add_response(
-                        add.offsets,
-                        ErrorCode::ConcurrentTransactions.for_client(add.version >= 2),
-                    ),
+                    add_response(add.offsets, error.for_client(add.version >= 2)),
                 );
             }
+        }
+    }
+
+    /// Why `transactional_id` cannot be served now: NOT_COORDINATOR when its state partition
+    /// is not owned here, COORDINATOR_LOAD_IN_PROGRESS while that partition is replayed. An
+    /// empty id passes, so that each API answers it as Kafka does.
+    fn refusal(&self, transactional_id: &str) -> Option<ErrorCode> {
+        if transactional_id.is_empty() {
+            return None;
+        }
+        match self.partitions.get(&self.partition_of(transactional_id)) {
+            Some(PartitionLoad::Loaded { .. }) => None,
+            Some(PartitionLoad::Loading) => Some(ErrorCode::CoordinatorLoadInProgress),
+            None => Some(ErrorCode::NotCoordinator),
+        }
+    }
+
+    /// The leader epoch of the state partition owning `transactional_id`, as loaded.
+    fn coordinator_epoch(&self, transactional_id: &str) -> i32 {
+        match self.partitions.get(&self.partition_of(transactional_id)) {
+            Some(PartitionLoad::Loaded { coordinator_epoch }) => *coordinator_epoch,
+            _ => 0,
+        }
+    }
+
+    /// Forgets every id of `partition` and everything waiting on them, answering the
+    /// requests that wait with NOT_COORDINATOR.
+    fn drop_partition(&mut self, partition: i32) {
+        let ids: Vec<String> = self
+            .transactions
+            .keys()
+            .filter(|id| self.partition_of(id) == partition)
+            .cloned()
+            .collect();
+        let persist_ids: Vec<PersistId> = self
+            .persists
+            .iter()
+            .filter(|(_, f)| self.partition_of(&f.target.transactional_id) == partition)
+            .map(|(id, _)| *id)
+            .collect();
+        for persist_id in persist_ids {
+            let Some(InFlight { waiter, .. }) = self.persists.remove(&persist_id) else {
+                continue;
+            };
+            let error = ErrorCode::NotCoordinator;
+            match waiter {
+                Waiter::Init { request_id, .. } | Waiter::FencingInit { request_id, .. } => self
+                    .respond(
+                        request_id,
+                        Response::InitProducerId(InitProducerIdResponse::error(error)),
+                    ),
+                Waiter::Add {
+                    request_id,
+                    offsets,
+                    ..
+                } => self.respond(request_id, add_response(offsets, error)),
+                Waiter::EndTxn { request_id, .. } => {
+                    self.respond(request_id, Response::EndTxn(error))
+                }
+                Waiter::Timeout | Waiter::Expire | Waiter::Complete => {}
+            }
+        }
+        for id in &ids {
+            self.forget_answering(id, ErrorCode::NotCoordinator);
+        }
+        if !ids.is_empty() {
+            tracing::info!(
+                partition,
+                transactional_ids = ids.len(),
+                "unloaded transactional ids of __transaction_state partition"
+            );
         }
     }
 

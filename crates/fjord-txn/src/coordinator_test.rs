@@ -230,6 +230,7 @@ fn reinit_during_ongoing_transaction_aborts_it_first() {
                 ))
             ),
             Effect::WriteMarkers {
+                coordinator_epoch: 0,
                 transactional_id: "t".into(),
                 producer_id: 0,
                 epoch: 1,
@@ -455,6 +456,7 @@ fn commit_writes_markers_then_completes() {
         vec![
             respond(3, Response::EndTxn(ErrorCode::None)),
             Effect::WriteMarkers {
+                coordinator_epoch: 0,
                 transactional_id: "t".into(),
                 producer_id: 0,
                 epoch: 0,
@@ -551,6 +553,7 @@ fn timeout_aborts_ongoing_transaction() {
     assert_eq!(
         c.complete_persist(PersistId(2), Ok(()), deadline),
         vec![Effect::WriteMarkers {
+            coordinator_epoch: 0,
             transactional_id: "t".into(),
             producer_id: 0,
             epoch: 1,
@@ -631,6 +634,7 @@ fn load_rebuilds_state() {
         effects,
         vec![
             Effect::WriteMarkers {
+                coordinator_epoch: 0,
                 transactional_id: "b".into(),
                 producer_id: 7,
                 epoch: 3,
@@ -718,3 +722,6 @@ fn a_failed_tombstone_keeps_the_id() {
     c.complete_persist(PersistId(1), Err(7), 10_000);
     assert!(c.transaction("idle").is_some());
 }
+
+#[path = "ownership_test.rs"]
+mod ownership;

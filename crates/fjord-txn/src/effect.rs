@@ -52,6 +52,10 @@ pub enum Effect {
         epoch: i16,
         /// Commit (`true`) or abort markers.
         commit: bool,
+        /// The coordinator epoch written into the markers: the leader epoch of the
+        /// `__transaction_state` partition owning the id, so partition leaders can tell a
+        /// deposed coordinator's late markers apart.
+        coordinator_epoch: i32,
         /// Every partition of the transaction, ordered.
         partitions: Vec<TopicPartition>,
     },

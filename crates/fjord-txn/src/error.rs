@@ -10,6 +10,9 @@ pub enum ErrorCode {
     None,
     /// `UNKNOWN_SERVER_ERROR` (-1): a `__transaction_state` append failed for a size reason.
     UnknownServerError,
+    /// `COORDINATOR_LOAD_IN_PROGRESS` (14): the id's state partition is still being replayed
+    /// after this broker became its leader; the client retries here.
+    CoordinatorLoadInProgress,
     /// `COORDINATOR_NOT_AVAILABLE` (15): the state partition could not take the write; retry.
     CoordinatorNotAvailable,
     /// `NOT_COORDINATOR` (16): this broker no longer leads the state partition.
@@ -43,6 +46,7 @@ impl ErrorCode {
         match self {
             Self::None => 0,
             Self::UnknownServerError => -1,
+            Self::CoordinatorLoadInProgress => 14,
             Self::CoordinatorNotAvailable => 15,
             Self::NotCoordinator => 16,
             Self::InvalidRequest => 42,
@@ -92,6 +96,7 @@ mod tests {
         let cases = [
             (ErrorCode::None, 0),
             (ErrorCode::UnknownServerError, -1),
+            (ErrorCode::CoordinatorLoadInProgress, 14),
             (ErrorCode::CoordinatorNotAvailable, 15),
             (ErrorCode::NotCoordinator, 16),
             (ErrorCode::InvalidRequest, 42),

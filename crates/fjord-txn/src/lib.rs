@@ -33,6 +33,15 @@
 //!        └──────────── CompleteCommit  CompleteAbort ────────────────┘
 //! ```
 //!
+//! A broker coordinates only the ids of the `__transaction_state` partitions it leads
+//! ([`partition_for_transactional_id`]). [`TransactionCoordinator::new`] owns every partition
+//! (a single broker); [`TransactionCoordinator::without_partitions`] owns none and follows
+//! leadership: [`TransactionCoordinator::begin_load_partition`] then
+//! [`TransactionCoordinator::load_partition`] replay one partition at its leader epoch, which
+//! becomes the coordinator epoch of its markers; [`TransactionCoordinator::unload_partition`]
+//! forgets it. Ids of partitions not owned answer NOT_COORDINATOR, of partitions still loading
+//! COORDINATOR_LOAD_IN_PROGRESS.
+//!
 //! Requests park until their append is durable; while one is in flight the id answers
 //! CONCURRENT_TRANSACTIONS, as Kafka's `pendingState` does. Records use Kafka's exact
 //! `__transaction_state` formats ([`records`]) so [`TransactionCoordinator::load`] can rebuild

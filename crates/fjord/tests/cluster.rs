@@ -27,9 +27,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AlterConfig, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
@@ -550,36 +549,6 @@ fn a_new_active_controller_takes_over_after_kill_9() {
     assert_clients_work(&cluster.bootstrap(), "after-restarts");
 }
 
-/// Values read by a consumer at `isolation` from every partition of `topic`, until `quiet`
-/// passes without one.
-fn read_values(bootstrap: &str, topic: &str, isolation: &str, quiet: Duration) -> Vec<String> {
-    let consumer: BaseConsumer = consumer_config(bootstrap)
-        .set("isolation.level", isolation)
-        .create()
-        .expect("create consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("add partition");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = Instant::now();
-    let mut out = Vec::new();
-    while Instant::now() < deadline && last.elapsed() < quiet {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                out.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
-                last = Instant::now();
-            }
-            Some(Err(e)) => panic!("consumer error: {e}"),
-            None => {}
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn transactions_commit_and_abort_across_brokers() {
     let cluster = start_cluster();
@@ -652,11 +621,18 @@ fn transactions_commit_and_abort_across_brokers() {
     let mut expected = committed;
     expected.append(&mut also_committed);
     expected.sort();
-    let seen = read_values(&bootstrap, topic, "read_committed", Duration::from_secs(2));
+    let seen = read_values(
+        &bootstrap,
+        topic,
+        PARTITIONS,
+        "read_committed",
+        Duration::from_secs(2),
+    );
     assert_eq!(seen, expected, "read_committed sees a and c, not b");
     let all = read_values(
         &bootstrap,
         topic,
+        PARTITIONS,
         "read_uncommitted",
         Duration::from_secs(2),
     );
@@ -1000,7 +976,13 @@ fn a_broker_killed_mid_transaction_exposes_no_partial_transaction() {
     cluster.restart(2).expect("restart node 2");
     wait_until(START_TIMEOUT, || lists_brokers(&cluster, NODES as usize))
         .expect("node 2 is back in the cluster");
-    let seen = read_values(&bootstrap, topic, "read_committed", Duration::from_secs(3));
+    let seen = read_values(
+        &bootstrap,
+        topic,
+        PARTITIONS,
+        "read_committed",
+        Duration::from_secs(3),
+    );
     assert_eq!(seen, expected, "only the committed transaction is visible");
 
     // A new instance fences the old one, whose open transaction is aborted, and carries on.
@@ -1009,6 +991,12 @@ fn a_broker_killed_mid_transaction_exposes_no_partial_transaction() {
     expected.extend(send(&producer, "after"));
     producer.commit_transaction(CALL_TIMEOUT).expect("commit");
     expected.sort();
-    let seen = read_values(&bootstrap, topic, "read_committed", Duration::from_secs(3));
+    let seen = read_values(
+        &bootstrap,
+        topic,
+        PARTITIONS,
+        "read_committed",
+        Duration::from_secs(3),
+    );
     assert_eq!(seen, expected, "the open transaction never appears");
 }

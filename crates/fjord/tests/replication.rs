@@ -46,6 +46,7 @@ const OVERRIDES: &[(&str, &str)] = &[
     ("transaction.state.log.num.partitions", "3"),
     ("default.replication.factor", "3"),
     ("min.insync.replicas", "2"),
+    ("metrics.listener", "http://127.0.0.1:0"),
 ];
 
 fn start(proxies: bool) -> Cluster {
@@ -136,6 +137,29 @@ fn all_in_sync(cluster: &Cluster, topic: &str) {
             |l, isr| l > 0 && isr.len() == NODES as usize,
         );
     }
+}
+
+/// One metric's value from `node`'s `/metrics` (the endpoint it logged at start).
+fn metric(cluster: &Cluster, node: u32, name: &str) -> f64 {
+    use std::io::{Read, Write};
+    let logs = cluster.logs(node);
+    let address = logs
+        .rsplit("metrics on http://")
+        .next()
+        .and_then(|rest| rest.split('/').next())
+        .expect("the node logged its metrics address")
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(&address).expect("connect to /metrics");
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut body = String::new();
+    stream.read_to_string(&mut body).expect("read");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("{name} not in /metrics of node {node}"))
+        .trim()
+        .parse()
+        .expect("a number")
 }
 
 fn create_replicated(bootstrap: &str, topic: &str) {
@@ -413,11 +437,34 @@ fn a_paused_follower_leaves_the_isr_and_rejoins_after_resuming() {
         SERVE_AGAIN_WITHIN,
         |_, isr| !isr.contains(&follower) && isr.len() == 2,
     );
+    let leader = leader as u32;
+    let gauge = |name: &str| metric(&cluster, leader, name);
+    assert!(gauge("kafka_server_replicamanager_underreplicatedpartitions") >= 1.0);
+    assert!(gauge("kafka_server_replicamanager_isrshrinks_total") >= 1.0);
+    let controllers: f64 = (1..=NODES)
+        .filter(|n| *n != follower as u32)
+        .map(|n| {
+            metric(
+                &cluster,
+                n,
+                "kafka_controller_kafkacontroller_activecontrollercount",
+            )
+        })
+        .sum();
+    assert_eq!(
+        controllers, 1.0,
+        "one active controller among the running nodes"
+    );
     // Two in sync satisfy min.insync.replicas=2: writes keep being acknowledged.
     load.wait_for_more(300, SERVE_AGAIN_WITHIN);
 
     cluster.resume(follower as u32).expect("SIGCONT");
     all_in_sync(&cluster, topic);
+    assert!(gauge("kafka_server_replicamanager_isrexpands_total") >= 1.0);
+    wait_until(SERVE_AGAIN_WITHIN, || {
+        gauge("kafka_server_replicamanager_underreplicatedpartitions") == 0.0
+    })
+    .expect("nothing under-replicated once the follower is back");
     load.wait_for_more(300, SERVE_AGAIN_WITHIN);
     let (acked, _) = load.finish();
     assert_acknowledged_records_intact(&bootstrap, topic, &acked);
@@ -548,4 +595,326 @@ fn acks_all_needs_min_insync_replicas() {
     cluster.resume(follower).expect("resume");
     all_in_sync(&cluster, topic);
     assert_eq!(raw_produce(address, topic, 0, -1, &[4]), 0);
+}
+
+#[test]
+fn killing_the_active_controller_under_load_loses_nothing_and_topics_can_still_be_created() {
+    let cluster = start(false);
+    let bootstrap = cluster.bootstrap();
+    let topic = "kill-controller";
+    create_replicated(&bootstrap, topic);
+    all_in_sync(&cluster, topic);
+    let load = Load::start(&bootstrap, topic);
+    load.wait_for_more(300, SERVE_AGAIN_WITHIN);
+
+    let describe = kafka_protocol::messages::DescribeClusterRequest::default();
+    let active = RawConnection::connect(cluster.node(1).bootstrap_address)
+        .request(&describe, 1)
+        .controller_id
+        .0;
+    assert!((1..=NODES as i32).contains(&active), "{active}");
+    let killed_at = Instant::now();
+    cluster
+        .kill(active as u32)
+        .expect("kill -9 the active controller");
+    let survivor = (1..=NODES).find(|n| *n as i32 != active).unwrap();
+    let survivors = cluster.node(survivor).bootstrap_address.to_string();
+    // A new controller takes over and topic creation works again.
+    let mut created = false;
+    wait_until(SERVE_AGAIN_WITHIN, || {
+        let new_topic = NewTopic::new("after-controller-kill", 1, TopicReplication::Fixed(2));
+        let options = admin_options().request_timeout(Some(Duration::from_secs(5)));
+        created = matches!(
+            futures::executor::block_on(admin(&survivors).create_topics([&new_topic], &options))
+                .as_deref(),
+            Ok([Ok(_)])
+                | Ok([Err((
+                    _,
+                    rdkafka::error::RDKafkaErrorCode::TopicAlreadyExists
+                ))])
+        );
+        created
+    })
+    .expect("topic creation works at a new active controller");
+    eprintln!(
+        "controller {active} killed; topic created after {:?}",
+        killed_at.elapsed()
+    );
+    load.wait_for_more(300, SERVE_AGAIN_WITHIN);
+    cluster.restart(active as u32).expect("restart");
+    all_in_sync(&cluster, topic);
+    let (acked, _) = load.finish();
+    assert_acknowledged_records_intact(&bootstrap, topic, &acked);
+}
+
+#[test]
+fn a_consumer_group_keeps_consuming_when_its_coordinator_dies() {
+    let cluster = start(false);
+    let bootstrap = cluster.bootstrap();
+    let topic = "group-failover";
+    let group = "survivors";
+    create_replicated(&bootstrap, topic);
+    all_in_sync(&cluster, topic);
+    let load = Load::start(&bootstrap, topic);
+    load.wait_for_more(200, SERVE_AGAIN_WITHIN);
+
+    // One group member, committing as it goes.
+    let consumed = Arc::new(Mutex::new(BTreeSet::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let member = {
+        let (consumed, stop, bootstrap) = (consumed.clone(), stop.clone(), bootstrap.clone());
+        std::thread::spawn(move || {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("group.id", group)
+                .set("auto.offset.reset", "earliest")
+                .set("enable.auto.commit", "true")
+                .set("auto.commit.interval.ms", "200")
+                .set("session.timeout.ms", "10000")
+                .set("fetch.wait.max.ms", "100")
+                .set("topic.metadata.refresh.interval.ms", "1000")
+                .create()
+                .expect("group consumer");
+            consumer.subscribe(&[topic]).expect("subscribe");
+            while !stop.load(Ordering::Acquire) {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                    let seq: u64 = std::str::from_utf8(m.payload().expect("value"))
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                    consumed.lock().unwrap().insert(seq);
+                }
+            }
+            let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
+        })
+    };
+    wait_until(SERVE_AGAIN_WITHIN, || consumed.lock().unwrap().len() >= 200)
+        .expect("the group consumes");
+
+    let find = kafka_protocol::messages::FindCoordinatorRequest::default()
+        .with_key(kafka_protocol::protocol::StrBytes::from_static_str(group))
+        .with_key_type(0);
+    let found = RawConnection::connect(cluster.node(1).bootstrap_address).request(&find, 3);
+    assert_eq!(found.error_code, 0, "{found:?}");
+    let coordinator = found.node_id.0;
+    let killed_at = Instant::now();
+    cluster
+        .kill(coordinator as u32)
+        .expect("kill -9 the group coordinator");
+    // Another broker takes the group over once the dead one is fenced.
+    let survivor = (1..=NODES).find(|n| *n as i32 != coordinator).unwrap();
+    let mut new_coordinator = coordinator;
+    wait_until(SERVE_AGAIN_WITHIN, || {
+        let moved =
+            RawConnection::connect(cluster.node(survivor).bootstrap_address).request(&find, 3);
+        new_coordinator = moved.node_id.0;
+        moved.error_code == 0 && new_coordinator != coordinator
+    })
+    .expect("the coordinator moves to a live broker");
+    let before = consumed.lock().unwrap().len();
+    wait_until(SERVE_AGAIN_WITHIN, || {
+        consumed.lock().unwrap().len() >= before + 300
+    })
+    .expect("the group keeps consuming after its coordinator died");
+    // The member commits through the new coordinator, which kept the earlier commits.
+    let committed = || -> i64 {
+        let fetch = kafka_protocol::messages::OffsetFetchRequest::default()
+            .with_group_id(kafka_protocol::messages::GroupId(
+                kafka_protocol::protocol::StrBytes::from_static_str(group),
+            ))
+            .with_topics(Some(vec![
+                kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partition_indexes((0..PARTITIONS).collect()),
+            ]));
+        let answer = RawConnection::connect(cluster.node(new_coordinator as u32).bootstrap_address)
+            .request(&fetch, 7);
+        answer.topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.committed_offset.max(0))
+            .sum()
+    };
+    let first = committed();
+    assert!(first > 0, "commits made before the kill are kept");
+    wait_until(SERVE_AGAIN_WITHIN, || committed() > first)
+        .expect("commits reach the new coordinator");
+    eprintln!(
+        "coordinator {coordinator} killed; {new_coordinator} took over; consuming and committing again after {:?}",
+        killed_at.elapsed()
+    );
+
+    let (acked, _) = load.finish();
+    let all: BTreeSet<u64> = acked.iter().map(|a| a.2).collect();
+    wait_until(Duration::from_secs(60), || {
+        consumed.lock().unwrap().is_superset(&all)
+    })
+    .unwrap_or_else(|e| {
+        let missing = all.difference(&consumed.lock().unwrap()).count();
+        panic!("{missing} acknowledged records never consumed by the group: {e}")
+    });
+    stop.store(true, Ordering::Release);
+    member.join().expect("member thread");
+    cluster.restart(coordinator as u32).expect("restart");
+    assert_acknowledged_records_intact(&bootstrap, topic, &acked);
+}
+
+#[test]
+fn a_transaction_outlives_the_death_of_its_coordinator_and_is_never_seen_in_part() {
+    let cluster = start(false);
+    let bootstrap = cluster.bootstrap();
+    let topic = "tx-replicated";
+    create_replicated(&bootstrap, topic);
+    all_in_sync(&cluster, topic);
+    let producer: ThreadedProducer<rdkafka::producer::DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("transactional.id", "survivor-tx")
+        .set("linger.ms", "5")
+        .set("transaction.timeout.ms", "60000")
+        .set("message.timeout.ms", "60000")
+        .create()
+        .expect("transactional producer");
+    producer
+        .init_transactions(Duration::from_secs(60))
+        .expect("init_transactions");
+    let send = |prefix: &str| -> Vec<String> {
+        let values: Vec<String> = (0..30).map(|i| format!("{prefix}-{i:02}")).collect();
+        for (i, v) in values.iter().enumerate() {
+            producer
+                .send(
+                    BaseRecord::<str, str>::to(topic)
+                        .partition(i as i32 % PARTITIONS)
+                        .payload(v),
+                )
+                .map_err(|(e, _)| e)
+                .expect("enqueue");
+        }
+        producer.flush(Duration::from_secs(60)).expect("flush");
+        values
+    };
+    producer.begin_transaction().expect("begin");
+    let mut expected = send("first");
+    producer
+        .commit_transaction(Duration::from_secs(30))
+        .expect("commit");
+
+    // Mid-transaction, the transaction coordinator dies.
+    let find = kafka_protocol::messages::FindCoordinatorRequest::default()
+        .with_key(kafka_protocol::protocol::StrBytes::from_static_str(
+            "survivor-tx",
+        ))
+        .with_key_type(1);
+    let coordinator = RawConnection::connect(cluster.node(1).bootstrap_address)
+        .request(&find, 3)
+        .node_id
+        .0;
+    producer.begin_transaction().expect("begin");
+    expected.extend(send("second"));
+    cluster
+        .kill(coordinator as u32)
+        .expect("kill -9 the transaction coordinator");
+    for p in 0..PARTITIONS {
+        wait_for_state(
+            &cluster,
+            topic,
+            p,
+            "a live leader",
+            SERVE_AGAIN_WITHIN,
+            |l, _| l > 0 && l != coordinator,
+        );
+    }
+    let partial = read_values(
+        &bootstrap,
+        topic,
+        PARTITIONS,
+        "read_committed",
+        Duration::from_secs(2),
+    );
+    assert_eq!(
+        partial,
+        {
+            let mut first: Vec<String> = expected
+                .iter()
+                .filter(|v| v.starts_with("first"))
+                .cloned()
+                .collect();
+            first.sort();
+            first
+        },
+        "an open transaction is never visible to read_committed"
+    );
+    // The producer finds the new coordinator, which has the transaction, and commits it.
+    producer
+        .commit_transaction(Duration::from_secs(60))
+        .expect("commit at the new coordinator");
+    producer.begin_transaction().expect("begin");
+    expected.extend(send("third"));
+    producer
+        .commit_transaction(Duration::from_secs(30))
+        .expect("commit");
+    expected.sort();
+    let seen = read_values(
+        &bootstrap,
+        topic,
+        PARTITIONS,
+        "read_committed",
+        Duration::from_secs(3),
+    );
+    assert_eq!(
+        seen, expected,
+        "every committed transaction, each record once"
+    );
+    cluster.restart(coordinator as u32).expect("restart");
+}
+
+#[test]
+fn followers_follow_deleted_records_so_a_new_leader_keeps_the_low_watermark() {
+    let cluster = start(false);
+    let bootstrap = cluster.bootstrap();
+    let topic = "delete-records";
+    create_replicated(&bootstrap, topic);
+    all_in_sync(&cluster, topic);
+    let (leader, _) = partition_state(&cluster, topic, 0).expect("partition 0");
+    let address = cluster.node(leader as u32).bootstrap_address;
+    for chunk in 0..10u64 {
+        let values: Vec<u64> = (chunk * 10..chunk * 10 + 10).collect();
+        assert_eq!(raw_produce(address, topic, 0, -1, &values), 0);
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(60))
+        .unwrap();
+    let deleted =
+        futures::executor::block_on(admin(&bootstrap).delete_records(&tpl, &admin_options()))
+            .expect("DeleteRecords");
+    assert_eq!(
+        deleted.find_partition(topic, 0).unwrap().offset(),
+        Offset::Offset(60)
+    );
+    // One more acks=all write: its fetch round carries the new log start to the followers.
+    assert_eq!(raw_produce(address, topic, 0, -1, &[100]), 0);
+    std::thread::sleep(Duration::from_millis(500));
+    cluster.kill(leader as u32).expect("kill -9 the leader");
+    wait_for_state(
+        &cluster,
+        topic,
+        0,
+        "a new leader",
+        SERVE_AGAIN_WITHIN,
+        |l, _| l > 0 && l != leader,
+    );
+    let consumer = consumer(&cluster.bootstrap());
+    let mut low = -1;
+    wait_until(SERVE_AGAIN_WITHIN, || {
+        low = consumer
+            .fetch_watermarks(topic, 0, CALL_TIMEOUT)
+            .map(|(l, _)| l)
+            .unwrap_or(-1);
+        low >= 0
+    })
+    .expect("watermarks from the new leader");
+    assert_eq!(
+        low, 60,
+        "the new leader starts where the old one deleted up to"
+    );
+    cluster.restart(leader as u32).expect("restart");
 }

@@ -18,7 +18,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 type TxnProducer = ThreadedProducer<DefaultProducerContext>;
 
@@ -60,39 +59,6 @@ fn send_values(producer: &TxnProducer, topic: &str, partitions: i32, values: &[S
 
 fn values(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i}")).collect()
-}
-
-/// A consumer assigned to every partition of `topic` from the beginning, at `isolation`.
-fn reader(bootstrap: &str, topic: &str, partitions: i32, isolation: &str) -> BaseConsumer {
-    let consumer: BaseConsumer = consumer_config(bootstrap)
-        .set("isolation.level", isolation)
-        .create()
-        .expect("create consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("add partition");
-    }
-    consumer.assign(&tpl).expect("assign");
-    consumer
-}
-
-/// Polls values until `quiet` passes without a new one or `timeout` ends.
-fn drain(consumer: &BaseConsumer, quiet: Duration, timeout: Duration) -> Vec<String> {
-    let deadline = Instant::now() + timeout;
-    let mut last = Instant::now();
-    let mut out = Vec::new();
-    while Instant::now() < deadline && last.elapsed() < quiet {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                out.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
-                last = Instant::now();
-            }
-            Some(Err(e)) => panic!("consumer error: {e}"),
-            None => {}
-        }
-    }
-    out
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {

@@ -121,25 +121,22 @@ impl InterBrokerClient {
             })
     }
 
-    /// Asks `broker_id` (the partition's leader) to write one commit or abort marker for
-    /// `producer_id` to `topic`-`partition`; succeeds once the leader has it durable.
-    #[allow(clippy::too_many_arguments)]
+    /// Asks `broker_id` (the partition's leader) to write one commit or abort marker to
+    /// `topic`-`partition`; succeeds once the leader has it durable.
     pub async fn write_txn_marker(
         &self,
         image: &MetadataImage,
         broker_id: i32,
         topic: &str,
         partition: i32,
-        producer_id: i64,
-        producer_epoch: i16,
-        commit: bool,
+        spec: crate::txn_runtime::MarkerSpec,
     ) -> Result<(), InterBrokerError> {
         let address = self.endpoint(image, broker_id)?;
         let mut marker = WritableTxnMarker::default();
-        marker.producer_id = ProducerId(producer_id);
-        marker.producer_epoch = producer_epoch;
-        marker.transaction_result = commit;
-        marker.coordinator_epoch = 0;
+        marker.producer_id = ProducerId(spec.producer_id);
+        marker.producer_epoch = spec.producer_epoch;
+        marker.transaction_result = spec.commit;
+        marker.coordinator_epoch = spec.coordinator_epoch;
         let mut t = WritableTxnMarkerTopic::default();
         t.name = TopicName(StrBytes::from_string(topic.to_string()));
         t.partition_indexes = vec![partition];

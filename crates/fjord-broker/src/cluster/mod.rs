@@ -169,6 +169,12 @@ impl ClusterNode {
         self.applied.borrow().clone()
     }
 
+    /// A receiver of every image this broker applies, for tasks that follow leadership
+    /// changes (the coordinators of the internal topics).
+    pub fn subscribe_applied(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.applied.clone()
+    }
+
     /// The active controller, as this node's controller knows it.
     pub fn active_controller(&self) -> Option<i32> {
         self.controller.active_controller()

@@ -19,7 +19,7 @@
 //! protocol itself, over the brokers' own Kafka API.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -74,6 +74,18 @@ struct Proposal {
     topic_id: Uuid,
     partition: Arc<Partition>,
     proposal: IsrProposal,
+    /// Adds a follower (else removes lagging ones), for the ISR change counters.
+    expands: bool,
+}
+
+/// ISR changes committed for partitions led here, since start (Kafka's IsrShrinksPerSec /
+/// IsrExpandsPerSec, as counters).
+#[derive(Debug, Default)]
+struct IsrChangeCounts {
+    /// Followers removed.
+    shrinks: AtomicU64,
+    /// Followers added back.
+    expands: AtomicU64,
 }
 
 /// This broker's replicas: their roles, the fetchers copying from leaders, and ISR changes.
@@ -90,6 +102,7 @@ pub struct ReplicaManager {
     proposals_rx: Mutex<Option<mpsc::UnboundedReceiver<Proposal>>>,
     isr_task: Mutex<Option<JoinHandle<()>>>,
     runtime: tokio::runtime::Handle,
+    isr_changes: Arc<IsrChangeCounts>,
 }
 
 /// One partition a fetcher copies.
@@ -143,6 +156,7 @@ impl ReplicaManager {
             proposals_rx: Mutex::new(Some(rx)),
             isr_task: Mutex::new(None),
             runtime: tokio::runtime::Handle::current(),
+            isr_changes: Arc::default(),
         })
     }
 
@@ -161,13 +175,22 @@ impl ReplicaManager {
         *self.isr_task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
     }
 
-    /// Queues an ISR change a follower's fetch made due.
+    /// Queues an ISR expansion a follower's fetch made due.
     pub fn propose(&self, topic_id: Uuid, partition: Arc<Partition>, proposal: IsrProposal) {
         let _ = self.proposals.send(Proposal {
             topic_id,
             partition,
             proposal,
+            expands: true,
         });
+    }
+
+    /// ISR changes committed so far, for metrics.
+    pub fn isr_changes(&self) -> (u64, u64) {
+        (
+            self.isr_changes.shrinks.load(Ordering::Relaxed),
+            self.isr_changes.expands.load(Ordering::Relaxed),
+        )
     }
 
     /// Gives every hosted partition its role from `image` and points the fetchers at the
@@ -344,6 +367,7 @@ async fn isr_task(manager: Weak<ReplicaManager>, mut rx: mpsc::UnboundedReceiver
                             topic_id,
                             partition,
                             proposal,
+                            expands: false,
                         });
                     }
                 }
@@ -355,13 +379,13 @@ async fn isr_task(manager: Weak<ReplicaManager>, mut rx: mpsc::UnboundedReceiver
                     .settle_isr_proposal(p.proposal.leader_epoch, None, now_ms());
                 continue;
             };
-            tokio::spawn(submit_proposal(node, p));
+            tokio::spawn(submit_proposal(node, p, manager.isr_changes.clone()));
         }
     }
 }
 
 /// Sends one AlterPartition and applies the answer to the partition.
-async fn submit_proposal(node: Arc<ClusterNode>, p: Proposal) {
+async fn submit_proposal(node: Arc<ClusterNode>, p: Proposal, counts: Arc<IsrChangeCounts>) {
     let request = ControllerRequest::AlterPartition(AlterPartitionRequest {
         broker_id: node.node_id(),
         broker_epoch: node.broker_epoch(),
@@ -393,6 +417,12 @@ async fn submit_proposal(node: Arc<ClusterNode>, p: Proposal) {
     };
     if let Some((_, isr)) = &committed {
         tracing::info!(partition = %p.partition.name, ?isr, "ISR changed");
+        let counter = if p.expands {
+            &counts.expands
+        } else {
+            &counts.shrinks
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
     p.partition
         .settle_isr_proposal(p.proposal.leader_epoch, committed, now_ms());
@@ -562,11 +592,18 @@ async fn truncate_diverged(
             answer.end_offset
         };
         let target = target.min(offsets.log_end_offset);
-        if let Err(e) = t.partition.truncate_to(target) {
-            tracing::warn!(partition = %t.partition.name, error = %e, "truncation failed");
-            continue;
+        // Truncation deletes and syncs files: off the runtime's threads.
+        let partition = t.partition.clone();
+        let truncated = tokio::task::spawn_blocking(move || partition.truncate_to(target)).await;
+        match truncated {
+            Ok(Ok(())) => update_target(shared, &t, |c| c.truncate_first = false),
+            Ok(Err(e)) => {
+                tracing::warn!(partition = %t.partition.name, error = %e, "truncation failed")
+            }
+            Err(e) => {
+                tracing::warn!(partition = %t.partition.name, error = %e, "truncation failed")
+            }
         }
-        update_target(shared, &t, |c| c.truncate_first = false);
     }
     Ok(())
 }
@@ -637,6 +674,11 @@ async fn fetch_once(
         let Some(answer) = answer else { continue };
         match ResponseError::try_from_code(answer.error_code) {
             None => {
+                if answer.log_start_offset > 0 {
+                    if let Err(e) = t.partition.follow_log_start(answer.log_start_offset) {
+                        tracing::warn!(partition = %t.partition.name, error = %e, "cannot follow the leader's log start");
+                    }
+                }
                 let records = answer.records.clone().unwrap_or_else(Bytes::new);
                 if records.is_empty() {
                     t.partition.follow_high_watermark(answer.high_watermark);

@@ -85,6 +85,7 @@ pub(crate) fn group_error(refused: ResponseError) -> ErrorCode {
     match refused {
         ResponseError::NotCoordinator => ErrorCode::NotCoordinator,
         ResponseError::CoordinatorNotAvailable => ErrorCode::CoordinatorNotAvailable,
+        ResponseError::CoordinatorLoadInProgress => ErrorCode::CoordinatorLoadInProgress,
         other => ErrorCode::Other(other.code()),
     }
 }

@@ -71,6 +71,7 @@ fn txn_error(refused: ResponseError) -> fjord_txn::ErrorCode {
     match refused {
         ResponseError::NotCoordinator => fjord_txn::ErrorCode::NotCoordinator,
         ResponseError::CoordinatorNotAvailable => fjord_txn::ErrorCode::CoordinatorNotAvailable,
+        ResponseError::CoordinatorLoadInProgress => fjord_txn::ErrorCode::CoordinatorLoadInProgress,
         other => fjord_txn::ErrorCode::Other(other.code()),
     }
 }

@@ -15,7 +15,7 @@ use kafka_protocol::ResponseError;
 use crate::authorizer::{Operation, Resource};
 use crate::dispatch::RequestContext;
 use crate::error::partition_error;
-use crate::txn_runtime::{write_marker, MarkerError};
+use crate::txn_runtime::{write_marker, MarkerError, MarkerSpec};
 use crate::Broker;
 
 /// Writes every requested marker, in request order.
@@ -47,21 +47,20 @@ pub(crate) async fn handle(
                 let outcome = if let (true, Some(refused)) = (allowed, not_leader) {
                     Err(refused)
                 } else if allowed {
-                    write_marker(
-                        &broker.logs,
-                        &broker.groups,
-                        &tp,
-                        marker.producer_id.0,
-                        marker.producer_epoch,
-                        marker.transaction_result,
-                    )
-                    .await
-                    .map_err(|e| match e {
-                        MarkerError::UnknownPartition => ResponseError::UnknownTopicOrPartition,
-                        MarkerError::Partition(e) => partition_error(&e),
-                        MarkerError::NotDurable(_) => ResponseError::RequestTimedOut,
-                        MarkerError::Groups => ResponseError::CoordinatorNotAvailable,
-                    })
+                    let spec = MarkerSpec {
+                        producer_id: marker.producer_id.0,
+                        producer_epoch: marker.producer_epoch,
+                        commit: marker.transaction_result,
+                        coordinator_epoch: marker.coordinator_epoch,
+                    };
+                    write_marker(&broker.logs, &broker.groups, &tp, spec)
+                        .await
+                        .map_err(|e| match e {
+                            MarkerError::UnknownPartition => ResponseError::UnknownTopicOrPartition,
+                            MarkerError::Partition(e) => partition_error(&e),
+                            MarkerError::NotDurable(_) => ResponseError::RequestTimedOut,
+                            MarkerError::Groups => ResponseError::CoordinatorNotAvailable,
+                        })
                 } else {
                     Err(ResponseError::ClusterAuthorizationFailed)
                 };

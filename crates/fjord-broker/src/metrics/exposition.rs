@@ -174,6 +174,42 @@ pub fn render(s: &Snapshot) -> String {
         &[],
         s.offline_partitions,
     );
+    family(
+        w,
+        "kafka_controller_kafkacontroller_activecontrollercount",
+        "gauge",
+        "1 on the active controller of the metadata quorum, else 0.",
+    );
+    sample(
+        w,
+        "kafka_controller_kafkacontroller_activecontrollercount",
+        &[],
+        s.active_controller,
+    );
+    family(
+        w,
+        "kafka_server_replicamanager_isrshrinks_total",
+        "counter",
+        "Followers removed from the ISR of partitions led here.",
+    );
+    sample(
+        w,
+        "kafka_server_replicamanager_isrshrinks_total",
+        &[],
+        s.isr_shrinks,
+    );
+    family(
+        w,
+        "kafka_server_replicamanager_isrexpands_total",
+        "counter",
+        "Followers added back to the ISR of partitions led here.",
+    );
+    sample(
+        w,
+        "kafka_server_replicamanager_isrexpands_total",
+        &[],
+        s.isr_expands,
+    );
 
     log_gauge(
         w,
@@ -297,6 +333,9 @@ mod tests {
         s.partition_count = 1;
         s.under_replicated = 1;
         s.offline_partitions = 2;
+        s.active_controller = 1;
+        s.isr_shrinks = 4;
+        s.isr_expands = 3;
         s.logs.push(LogSnapshot {
             topic: "orders".into(),
             partition: 0,
@@ -333,6 +372,9 @@ mod tests {
             "kafka_server_replicamanager_partitioncount 1",
             "kafka_server_replicamanager_underreplicatedpartitions 1",
             "kafka_controller_kafkacontroller_offlinepartitionscount 2",
+            "kafka_controller_kafkacontroller_activecontrollercount 1",
+            "kafka_server_replicamanager_isrshrinks_total 4",
+            "kafka_server_replicamanager_isrexpands_total 3",
             "kafka_log_log_size{topic=\"orders\",partition=\"0\"} 2048",
             "kafka_log_log_logstartoffset{topic=\"orders\",partition=\"0\"} 3",
             "kafka_log_log_logendoffset{topic=\"orders\",partition=\"0\"} 10",

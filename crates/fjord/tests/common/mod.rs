@@ -598,3 +598,66 @@ pub(crate) fn assert_clients_work(bootstrap: &str, topic: &str) {
     );
     assert_consumed_exactly(&records, &positions, &consumed);
 }
+
+/// A consumer assigned to every partition of `topic` from the beginning, at `isolation`.
+#[allow(dead_code)]
+pub(crate) fn reader(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    isolation: &str,
+) -> BaseConsumer {
+    let consumer: BaseConsumer = consumer_config(bootstrap)
+        .set("isolation.level", isolation)
+        .create()
+        .expect("create consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("add partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    consumer
+}
+
+/// Polls values until `quiet` passes without a new one or `timeout` ends.
+#[allow(dead_code)]
+pub(crate) fn drain(consumer: &BaseConsumer, quiet: Duration, timeout: Duration) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    let mut last = Instant::now();
+    let mut out = Vec::new();
+    while Instant::now() < deadline && last.elapsed() < quiet {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                out.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+                last = Instant::now();
+            }
+            // A broker restarting is informational: librdkafka reconnects by itself.
+            Some(Err(KafkaError::MessageConsumption(
+                RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure,
+            ))) => {}
+            Some(Err(e)) => panic!("consumer error: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+/// Every value a consumer at `isolation` reads from the start of `partitions` partitions of
+/// `topic`, sorted; stops once nothing new arrived for `quiet` (at most a minute).
+#[allow(dead_code)]
+pub(crate) fn read_values(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    isolation: &str,
+    quiet: Duration,
+) -> Vec<String> {
+    let mut values = drain(
+        &reader(bootstrap, topic, partitions, isolation),
+        quiet,
+        Duration::from_secs(60),
+    );
+    values.sort();
+    values
+}
