@@ -562,6 +562,43 @@ fn elections_and_reassignments_are_answered_by_the_controller() {
         "{run:?}"
     );
 
+    // --generate proposes Kafka's placement over the listed brokers and changes nothing.
+    let topics_file = write_file(
+        &dir,
+        "topics.json",
+        r#"{"version":1,"topics":[{"topic":"admin"}]}"#,
+    );
+    let run = reassign_tool(&[
+        "--generate",
+        "--topics-to-move-json-file",
+        &topics_file,
+        "--broker-list",
+        "1,2",
+    ]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines[0], "Current partition replica assignment");
+    assert_eq!(
+        lines[1],
+        format!(r#"{{"version":1,"partitions":[{}]}}"#, rollback.join(","))
+    );
+    assert_eq!(
+        (lines[2], lines[3]),
+        ("", "Proposed partition reassignment configuration")
+    );
+    let proposed: serde_json::Value = serde_json::from_str(lines[4]).expect("proposal JSON");
+    let proposed = proposed["partitions"].as_array().expect("partitions");
+    assert_eq!(proposed.len(), 3);
+    let leaders: BTreeSet<i64> = proposed
+        .iter()
+        .map(|p| {
+            let replicas = p["replicas"].as_array().expect("replicas");
+            assert_eq!(replicas.len(), 1, "{p}");
+            replicas[0].as_i64().expect("broker id")
+        })
+        .collect();
+    assert_eq!(leaders, BTreeSet::from([1, 2]), "{proposed:?}");
+
     // fjord topics --describe shows each partition's leader, replicas and ISR.
     let described = tool_ok(&[
         "topics",

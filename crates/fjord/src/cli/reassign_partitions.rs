@@ -3,12 +3,13 @@
 //! `kafka-reassign-partitions.sh` (same actions, flags, JSON file and output
 //! lines).
 //!
-//! | action      | requests                                                       |
-//! |-------------|----------------------------------------------------------------|
-//! | `--execute` | ListPartitionReassignments, Metadata, AlterPartitionReassignments |
-//! | `--verify`  | ListPartitionReassignments, Metadata                           |
-//! | `--cancel`  | ListPartitionReassignments, AlterPartitionReassignments (cancel) |
-//! | `--list`    | ListPartitionReassignments                                     |
+//! | action       | requests                                                      |
+//! |--------------|---------------------------------------------------------------|
+//! | `--generate` | Metadata (a proposal only: nothing is changed)                |
+//! | `--execute`  | ListPartitionReassignments, Metadata, AlterPartitionReassignments |
+//! | `--verify`   | ListPartitionReassignments, Metadata                          |
+//! | `--cancel`   | ListPartitionReassignments, AlterPartitionReassignments (cancel) |
+//! | `--list`     | ListPartitionReassignments                                    |
 //!
 //! The reassignment JSON is Kafka's:
 //! `{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[1,2,3]}]}`.
@@ -28,6 +29,8 @@ use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, ApiKey, BrokerId, ListPartitionReassignmentsRequest,
 };
 use serde::Serialize;
+
+use fjord_controller::placement::{place_replicas, PlacementBroker, PlacementStart};
 
 use super::common::{self, ConnectionArgs, OutputFormat};
 use super::kafka_client::{self, error_name, topic_name, Cluster};
@@ -51,7 +54,7 @@ const EXISTING_REASSIGNMENTS: &str = "Cannot execute because there is an existin
     ArgGroup::new("action")
         .required(true)
         .multiple(false)
-        .args(["execute", "verify", "cancel", "list"])
+        .args(["generate", "execute", "verify", "cancel", "list"])
 ))]
 pub(crate) struct ReassignPartitionsArgs {
     /// Connection flags. Only bootstrap.servers and
@@ -59,6 +62,11 @@ pub(crate) struct ReassignPartitionsArgs {
     /// tool speaks the protocol itself, without TLS or SASL.
     #[command(flatten)]
     pub(crate) conn: ConnectionArgs,
+
+    /// Propose a reassignment of the topics in --topics-to-move-json-file onto the
+    /// brokers of --broker-list (Kafka's replica placement); nothing is changed.
+    #[arg(long, requires_all = ["topics_to_move_json_file", "broker_list"])]
+    pub(crate) generate: bool,
 
     /// Start the reassignment given by --reassignment-json-file.
     #[arg(long)]
@@ -83,10 +91,27 @@ pub(crate) struct ReassignPartitionsArgs {
     #[arg(
         long = "reassignment-json-file",
         value_name = "FILE",
-        required_unless_present = "list",
-        conflicts_with = "list"
+        required_unless_present_any = ["list", "generate"],
+        conflicts_with_all = ["list", "generate"]
     )]
     pub(crate) reassignment_json_file: Option<PathBuf>,
+
+    /// With --generate, the topics to move:
+    /// {"version":1,"topics":[{"topic":"foo"},{"topic":"bar"}]}.
+    #[arg(
+        long = "topics-to-move-json-file",
+        value_name = "FILE",
+        requires = "generate"
+    )]
+    pub(crate) topics_to_move_json_file: Option<PathBuf>,
+
+    /// With --generate, the brokers to place the replicas on, as "1,2,3".
+    #[arg(long = "broker-list", value_name = "IDS", requires = "generate")]
+    pub(crate) broker_list: Option<String>,
+
+    /// With --generate, place replicas without regard to the brokers' racks.
+    #[arg(long = "disable-rack-aware", requires = "generate")]
+    pub(crate) disable_rack_aware: bool,
 
     /// With --execute: start even though other reassignments are running.
     #[arg(long, requires = "execute")]
@@ -375,6 +400,190 @@ fn assignment_json(current: &BTreeMap<Partition, Vec<i32>>) -> AssignmentJson {
             })
             .collect(),
     }
+}
+
+/// Reads Kafka's topics-to-move JSON (version 1; a missing version means 1), refusing a
+/// topic named twice.
+fn parse_topics_json(text: &str) -> anyhow::Result<Vec<String>> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).context("the topics to move are not valid JSON")?;
+    ensure!(
+        value.is_object(),
+        "the topics to move must be a JSON object"
+    );
+    if let Some(version) = value.get("version") {
+        let version = version.as_i64().context("\"version\" must be an integer")?;
+        ensure!(
+            version == JSON_VERSION,
+            "Not supported version field value {version}"
+        );
+    }
+    let mut topics = Vec::new();
+    if let Some(list) = value.get("topics") {
+        let list = list.as_array().context("\"topics\" must be a JSON array")?;
+        for (i, entry) in list.iter().enumerate() {
+            let topic = entry
+                .get("topic")
+                .and_then(|t| t.as_str())
+                .with_context(|| format!("topics[{i}] has no string \"topic\""))?;
+            topics.push(topic.to_string());
+        }
+    }
+    let mut seen = BTreeSet::new();
+    let twice: BTreeSet<&String> = topics.iter().filter(|t| !seen.insert(*t)).collect();
+    ensure!(
+        twice.is_empty(),
+        "List of topics to reassign contains duplicate entries: [{}]",
+        twice
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(topics)
+}
+
+/// Parses --broker-list ("1,2,3"), refusing a broker named twice.
+fn parse_broker_list(text: &str) -> anyhow::Result<Vec<i32>> {
+    let brokers = text
+        .split(',')
+        .map(|b| {
+            b.trim()
+                .parse::<i32>()
+                .with_context(|| format!("--broker-list: {b:?} is not a broker id"))
+        })
+        .collect::<anyhow::Result<Vec<i32>>>()?;
+    let mut seen = BTreeSet::new();
+    let twice: BTreeSet<i32> = brokers
+        .iter()
+        .copied()
+        .filter(|b| !seen.insert(*b))
+        .collect();
+    ensure!(
+        twice.is_empty(),
+        "Broker list contains duplicate entries: [{}]",
+        ids(&twice.into_iter().collect::<Vec<_>>()).replace(',', ", ")
+    );
+    Ok(brokers)
+}
+
+/// Kafka's proposal for --generate: each topic keeps its partition count and replication
+/// factor (that of its first partition) and gets Kafka's replica placement over `brokers`,
+/// rack-aware when every one of them has a rack.
+fn propose(
+    current: &BTreeMap<Partition, Vec<i32>>,
+    brokers: &[PlacementBroker],
+    start: impl Fn(&str) -> PlacementStart,
+) -> anyhow::Result<BTreeMap<Partition, Vec<i32>>> {
+    let mut by_topic: BTreeMap<&str, Vec<&Partition>> = BTreeMap::new();
+    for p in current.keys() {
+        by_topic.entry(&p.topic).or_default().push(p);
+    }
+    let mut proposed = BTreeMap::new();
+    for (topic, partitions) in by_topic {
+        let replication_factor = current[partitions[0]].len();
+        let count = i32::try_from(partitions.len()).context("too many partitions")?;
+        let rf = i16::try_from(replication_factor).context("replication factor too large")?;
+        let placed = place_replicas(brokers, 0, count, rf, start(topic)).map_err(|_| {
+            anyhow::anyhow!(
+                "Replication factor: {replication_factor} larger than available brokers: {}.",
+                brokers.len()
+            )
+        })?;
+        for (partition, replicas) in (0..).zip(placed) {
+            proposed.insert(
+                Partition {
+                    topic: topic.to_string(),
+                    partition,
+                },
+                replicas,
+            );
+        }
+    }
+    Ok(proposed)
+}
+
+/// --generate: the current assignment of the topics and Kafka's proposal.
+fn generate(
+    cluster: &mut Cluster,
+    topics: &[String],
+    broker_list: &[i32],
+    rack_aware: bool,
+    json: bool,
+) -> anyhow::Result<String> {
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let metadata = cluster.metadata(Some(&names))?;
+    let mut current = BTreeMap::new();
+    for t in &metadata.topics {
+        let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+        ensure!(
+            t.error_code == 0,
+            "topic {name}: {}",
+            error_name(t.error_code)
+        );
+        for p in &t.partitions {
+            current.insert(
+                Partition {
+                    topic: name.clone(),
+                    partition: p.partition_index,
+                },
+                p.replica_nodes.iter().map(|r| r.0).collect::<Vec<i32>>(),
+            );
+        }
+    }
+    let brokers: Vec<PlacementBroker> = metadata
+        .brokers
+        .iter()
+        .filter(|b| broker_list.contains(&b.node_id.0))
+        .map(|b| PlacementBroker {
+            broker_id: b.node_id.0,
+            rack: if rack_aware {
+                b.rack.as_ref().map(|r| r.to_string())
+            } else {
+                None
+            },
+        })
+        .collect();
+    let racked = brokers.iter().filter(|b| b.rack.is_some()).count();
+    ensure!(
+        racked == 0 || racked == brokers.len(),
+        "Not all brokers have rack information. Add --disable-rack-aware in command line to \
+         make replica assignment without rack information."
+    );
+    // Kafka starts each topic's round-robin at a random broker.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let start = |topic: &str| {
+        let mut hash = seed;
+        for b in topic.bytes() {
+            hash = hash.wrapping_mul(31).wrapping_add(u128::from(b));
+        }
+        PlacementStart {
+            start_index: (hash % 1_000_003) as usize,
+            replica_shift: ((hash >> 64) % 1_000_003) as usize,
+        }
+    };
+    let proposed = propose(&current, &brokers, start)?;
+    let current = assignment_json(&current);
+    let proposed = assignment_json(&proposed);
+    if json {
+        #[derive(Serialize)]
+        struct Generated<'a> {
+            current_assignment: &'a AssignmentJson,
+            proposed_assignment: &'a AssignmentJson,
+        }
+        return Ok(serde_json::to_string_pretty(&Generated {
+            current_assignment: &current,
+            proposed_assignment: &proposed,
+        })?);
+    }
+    Ok(format!(
+        "Current partition replica assignment\n{}\n\nProposed partition reassignment \
+         configuration\n{}",
+        serde_json::to_string(&current)?,
+        serde_json::to_string(&proposed)?
+    ))
 }
 
 /// Active reassignments (of `partitions`, or all), by partition.
@@ -684,9 +893,32 @@ pub(crate) async fn run(args: ReassignPartitionsArgs) -> anyhow::Result<()> {
         }
         None => Vec::new(),
     };
+    let to_move = match &args.topics_to_move_json_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            parse_topics_json(&text).with_context(|| format!("reading {}", path.display()))?
+        }
+        None => Vec::new(),
+    };
+    let broker_list = args
+        .broker_list
+        .as_deref()
+        .map(parse_broker_list)
+        .transpose()?
+        .unwrap_or_default();
     let json = args.output == OutputFormat::Json;
     let output = common::blocking(move || -> anyhow::Result<String> {
         let mut cluster = Cluster::new(&bootstrap, "fjord-reassign-partitions")?;
+        if args.generate {
+            return generate(
+                &mut cluster,
+                &to_move,
+                &broker_list,
+                !args.disable_rack_aware,
+                json,
+            );
+        }
         if args.list {
             let ongoing: Vec<Ongoing> = list_reassignments(&mut cluster, None)?
                 .into_values()
@@ -767,6 +999,65 @@ mod tests {
             parse_json(r#"{"partitions":[{"topic":"t","partition":0,"replicas":["a"]}]}"#).is_err()
         );
         assert!(parse_json("[]").is_err());
+    }
+
+    #[test]
+    fn generate_inputs_follow_kafka() {
+        assert_eq!(
+            parse_topics_json(r#"{"version":1,"topics":[{"topic":"a"},{"topic":"b"}]}"#).unwrap(),
+            vec!["a".to_string(), "b".to_string()]
+        );
+        assert_eq!(
+            parse_topics_json(r#"{"topics":[{"topic":"a"},{"topic":"a"}]}"#)
+                .unwrap_err()
+                .to_string(),
+            "List of topics to reassign contains duplicate entries: [a]"
+        );
+        assert_eq!(
+            parse_topics_json(r#"{"version":2}"#)
+                .unwrap_err()
+                .to_string(),
+            "Not supported version field value 2"
+        );
+        assert_eq!(parse_broker_list("1, 2,3").unwrap(), vec![1, 2, 3]);
+        assert_eq!(
+            parse_broker_list("1,2,1").unwrap_err().to_string(),
+            "Broker list contains duplicate entries: [1]"
+        );
+        assert!(parse_broker_list("1,x").is_err());
+    }
+
+    #[test]
+    fn proposals_keep_partition_counts_and_replication_factors() {
+        let current = BTreeMap::from([
+            (p("a", 0), vec![1, 2]),
+            (p("a", 1), vec![2, 1]),
+            (p("a", 2), vec![1, 2]),
+            (p("b", 0), vec![1]),
+        ]);
+        let brokers: Vec<PlacementBroker> = [2, 3, 4]
+            .into_iter()
+            .map(|broker_id| PlacementBroker {
+                broker_id,
+                rack: None,
+            })
+            .collect();
+        let proposed = propose(&current, &brokers, |_| PlacementStart::default()).unwrap();
+        // Kafka's round-robin from broker index 0: leaders 2, 3, 4; followers shifted by one.
+        assert_eq!(
+            proposed,
+            BTreeMap::from([
+                (p("a", 0), vec![2, 3]),
+                (p("a", 1), vec![3, 4]),
+                (p("a", 2), vec![4, 2]),
+                (p("b", 0), vec![2]),
+            ])
+        );
+        let err = propose(&current, &brokers[..1], |_| PlacementStart::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Replication factor: 2 larger than available brokers: 1."
+        );
     }
 
     #[test]
