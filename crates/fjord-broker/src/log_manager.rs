@@ -7,6 +7,7 @@
 //!   fjord-topics.json                    topic names, ids, partition counts, topic configs
 //!   fjord-broker-configs.json            dynamic broker configs (default entity and per broker)
 //!   recovery-point-offset-checkpoint     per partition: offsets known durable (Kafka's format)
+//!   replication-offset-checkpoint        cluster mode, per partition: the high watermark
 //!   .kafka_cleanshutdown                 present only between a clean stop and the next start
 //!   <topic>-<partition>/                 one log per partition (see fjord-storage)
 //! ```
@@ -39,6 +40,9 @@ const MAX_TOPIC_NAME_LEN: usize = 249;
 const TOPICS_FILE: &str = "fjord-topics.json";
 const BROKER_CONFIGS_FILE: &str = "fjord-broker-configs.json";
 const RECOVERY_CHECKPOINT_FILE: &str = "recovery-point-offset-checkpoint";
+/// Kafka's per-partition high watermarks of a replica (cluster mode), so a restarted leader
+/// does not show consumers less than they already saw.
+const HIGH_WATERMARK_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
 const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 const META_FILE: &str = "meta.properties";
 
@@ -222,6 +226,8 @@ pub struct LogManager {
     /// partition takes its own when the image says it is hosted here, and the rest are
     /// written back with every checkpoint so none is lost before it is opened.
     unopened_recovery_points: Mutex<HashMap<(String, i32), i64>>,
+    /// Cluster mode: high watermarks from the checkpoint of partitions not opened yet.
+    unopened_high_watermarks: Mutex<HashMap<(String, i32), i64>>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -320,6 +326,17 @@ impl LogManager {
         } else {
             HashMap::new()
         };
+        let unopened_high_watermarks = if from_image {
+            match checkpoint::read_checkpoint(&dir.join(HIGH_WATERMARK_CHECKPOINT_FILE)) {
+                Ok(entries) => entries.into_iter().collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no usable high-watermark checkpoint; replicas learn it again");
+                    HashMap::new()
+                }
+            }
+        } else {
+            HashMap::new()
+        };
         Ok(LogManager {
             config,
             effective: RwLock::new(effective),
@@ -330,6 +347,7 @@ impl LogManager {
             flusher,
             from_image,
             unopened_recovery_points: Mutex::new(unopened_recovery_points),
+            unopened_high_watermarks: Mutex::new(unopened_high_watermarks),
         })
     }
 
@@ -815,6 +833,33 @@ impl LogManager {
             }
         }
         let path = self.config.log_dir.join(RECOVERY_CHECKPOINT_FILE);
+        checkpoint::write_checkpoint(&path, &entries)?;
+        if self.from_image {
+            self.checkpoint_high_watermarks()?;
+        }
+        Ok(())
+    }
+
+    /// Writes every replica's high watermark (and those read at start of partitions not
+    /// opened since).
+    fn checkpoint_high_watermarks(&self) -> Result<(), StorageError> {
+        let mut entries = checkpoint::CheckpointEntries::new();
+        for (key, hw) in self
+            .unopened_high_watermarks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            entries.insert(key.clone(), *hw);
+        }
+        for topic in self.topics() {
+            for p in topic.hosted() {
+                if let Ok(offsets) = p.offsets() {
+                    entries.insert((topic.name.clone(), p.index), offsets.high_watermark);
+                }
+            }
+        }
+        let path = self.config.log_dir.join(HIGH_WATERMARK_CHECKPOINT_FILE);
         checkpoint::write_checkpoint(&path, &entries)
     }
 

@@ -326,6 +326,19 @@ impl Partition {
         Ok(())
     }
 
+    /// Sets the high watermark saved before a restart (bounded by the log), before the
+    /// replica gets its role.
+    pub fn restore_high_watermark(&self, high_watermark: i64) {
+        let Some((start, end)) = self
+            .lock()
+            .as_ref()
+            .map(|log| (log.log_start_offset(), log.log_end_offset()))
+        else {
+            return;
+        };
+        self.set_high_watermark(high_watermark.clamp(start, end));
+    }
+
     /// A follower takes the leader's high watermark, bounded by its own log end.
     pub fn follow_high_watermark(&self, leader_high_watermark: i64) {
         let end = *self.log_end_offset.borrow();
@@ -544,6 +557,38 @@ mod tests {
         old.append_as_follower(&mut copy(&new, 2), 3, 4).unwrap();
         assert_eq!(old.offsets().unwrap().log_end_offset, 3);
         assert_eq!(old.latest_epoch().unwrap(), Some(2));
+    }
+
+    #[test]
+    fn a_restored_high_watermark_is_bounded_by_the_log_and_shown_to_consumers() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let leader = replica(a.path());
+        leader.become_leader(1, 0, 0, vec![1], vec![1], 0).unwrap();
+        leader.append(&mut records(5), 1).unwrap();
+        let copy_bytes = copy(&leader, 0);
+        let follower = replica(b.path());
+        follower.become_follower(1, 0);
+        follower
+            .append_as_follower(&mut copy_bytes.clone(), 0, 1)
+            .unwrap();
+        drop(follower);
+        // Reopened (a restart): the saved high watermark is back before any role.
+        let log = Log::open(b.path(), LogConfig::default(), 0, 0).unwrap();
+        let reopened = Partition::new_replica("t", 0, log).unwrap();
+        reopened.restore_high_watermark(99);
+        assert_eq!(
+            reopened.offsets().unwrap().high_watermark,
+            5,
+            "bounded by the log end"
+        );
+        reopened
+            .become_leader(2, 1, 1, vec![2, 1], vec![2, 1], 2)
+            .unwrap();
+        // As the new leader, consumers see what was committed before, not nothing, although
+        // follower 1 has not fetched yet.
+        assert_eq!(reopened.offsets().unwrap().high_watermark, 5);
+        let (plan, offsets) = reopened.read(0, 1 << 20).unwrap();
+        assert!(!plan.is_empty(), "{offsets:?} {plan:?}");
     }
 
     #[tokio::test]

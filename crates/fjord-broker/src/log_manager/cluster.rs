@@ -207,7 +207,16 @@ impl LogManager {
             .remove(&(name.to_string(), index));
         let recovery_point = stored.unwrap_or(0).min(active_segment_base(&dir));
         let log = Log::open(&dir, log_config, recovery_point, now_ms())?;
-        Ok(Partition::new_replica(name, index, log)?)
+        let partition = Partition::new_replica(name, index, log)?;
+        let high_watermark = self
+            .unopened_high_watermarks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(name.to_string(), index));
+        if let Some(hw) = high_watermark {
+            partition.restore_high_watermark(hw);
+        }
+        Ok(partition)
     }
 
     /// Removes partition directories marked by cluster mode whose partition is not hosted
@@ -237,6 +246,10 @@ impl LogManager {
                 tracing::info!(dir = %path.display(), "removing the log of a partition not hosted here");
                 fs::remove_dir_all(&path).map_err(|e| io_err(&path, IoVerb::Remove, e))?;
                 self.unopened_recovery_points
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&(topic.clone(), index));
+                self.unopened_high_watermarks
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&(topic, index));
