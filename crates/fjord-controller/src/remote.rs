@@ -12,7 +12,8 @@
 //! Any voter may answer: every image it serves is committed, so images at the same offset are
 //! equal everywhere. The follower keeps asking the voter it asked last, moves to the active
 //! controller when an answer names another one, and to the next voter when the one it asks
-//! fails or knows no leader (it may be cut off from the quorum).
+//! fails, knows no leader (it may be cut off from the quorum), or has had nothing new for a
+//! while (it may be a deposed leader that does not know it yet).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +35,12 @@ const ALL_FAILED_BACKOFF: Duration = Duration::from_millis(200);
 /// How long a voter that failed is not returned to on another voter's hint alone, so a dead
 /// active controller that the others still name is not retried in a loop.
 const FAILED_VOTER_AVOID: Duration = Duration::from_secs(1);
+
+/// After this many answers in a row without a newer image, the next fetch goes to another
+/// voter: a voter that still believes it leads, cut off from the others, answers but never
+/// has anything new, and another voter names the real active controller (or has the newer
+/// image). On a quiet cluster this costs one extra fetch every few seconds.
+const QUIET_ANSWERS_BEFORE_PROBE: usize = 10;
 
 /// Settings of a [`RemoteController`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +184,8 @@ struct Target {
     avoid: Option<(i32, Instant)>,
     /// Failures since the last answer or the last full round of failures.
     failures: usize,
+    /// Answers without a newer image since the last one with it or the last probe.
+    quiet: usize,
 }
 
 impl Target {
@@ -186,6 +195,7 @@ impl Target {
             current: 0,
             avoid: None,
             failures: 0,
+            quiet: 0,
         }
     }
 
@@ -197,9 +207,15 @@ impl Target {
         self.current = (self.current + 1) % self.ids.len();
     }
 
-    /// The current voter answered, naming `leader`.
-    fn answered(&mut self, leader: Option<i32>, now: Instant) {
+    /// The current voter answered, naming `leader`, with a newer image or not (`news`).
+    fn answered(&mut self, leader: Option<i32>, news: bool, now: Instant) {
         self.failures = 0;
+        self.quiet = if news { 0 } else { self.quiet + 1 };
+        if self.quiet >= QUIET_ANSWERS_BEFORE_PROBE {
+            self.quiet = 0;
+            self.next();
+            return;
+        }
         match leader {
             Some(l) if l == self.id() => {}
             Some(l) => {
@@ -265,12 +281,14 @@ async fn follow(
         };
         match outcome {
             Ok(WireResponse::FetchImage(FetchImageAnswer { leader, image })) => {
-                if let Some(image) = image {
-                    if known.is_none_or(|k| image.offset() > k) {
+                let news = image.is_some_and(|image| {
+                    let newer = known.is_none_or(|k| image.offset() > k);
+                    if newer {
                         known = Some(image.offset());
                         image_tx.send_replace(image);
                     }
-                }
+                    newer
+                });
                 if let Some(l) = leader {
                     client.prefer(l);
                 }
@@ -279,7 +297,7 @@ async fn follow(
                     *current = leader;
                     changed
                 });
-                target.answered(leader, Instant::now());
+                target.answered(leader, news, Instant::now());
             }
             outcome => {
                 match outcome {
@@ -321,26 +339,48 @@ mod tests {
         let mut target = Target::new(vec![1, 2, 3]);
         assert_eq!(target.id(), 1);
         // Voter 1 names 3 as the active controller: ask 3 next.
-        target.answered(Some(3), now);
+        target.answered(Some(3), true, now);
         assert_eq!(target.id(), 3);
-        target.answered(Some(3), now);
+        target.answered(Some(3), true, now);
         assert_eq!(target.id(), 3);
         // 3 dies: on to the next voter, which still names 3 for a while; 3 is not retried
         // until the avoidance ends.
         assert!(!target.failed(now));
         assert_eq!(target.id(), 1);
-        target.answered(Some(3), now);
+        target.answered(Some(3), true, now);
         assert_eq!(target.id(), 1);
         // An election: the voter asked knows no leader, so ask another.
-        target.answered(None, now);
+        target.answered(None, true, now);
         assert_eq!(target.id(), 2);
-        target.answered(Some(2), now);
+        target.answered(Some(2), true, now);
         assert_eq!(target.id(), 2);
         // After the avoidance, a hint to 3 is followed again.
-        target.answered(Some(3), now + FAILED_VOTER_AVOID * 2);
+        target.answered(Some(3), true, now + FAILED_VOTER_AVOID * 2);
         assert_eq!(target.id(), 3);
         // Unknown ids in hints are ignored.
-        target.answered(Some(9), now);
+        target.answered(Some(9), true, now);
+        assert_eq!(target.id(), 3);
+    }
+
+    #[test]
+    fn a_voter_with_nothing_new_for_long_is_checked_against_another() {
+        let now = Instant::now();
+        let mut target = Target::new(vec![1, 2, 3]);
+        target.answered(Some(1), true, now);
+        for _ in 1..QUIET_ANSWERS_BEFORE_PROBE {
+            target.answered(Some(1), false, now);
+            assert_eq!(target.id(), 1);
+        }
+        // Voter 1 may be a deposed leader that does not know it: ask voter 2, which names
+        // the real one.
+        target.answered(Some(1), false, now);
+        assert_eq!(target.id(), 2);
+        target.answered(Some(3), false, now);
+        assert_eq!(target.id(), 3);
+        // News resets the count.
+        for _ in 0..QUIET_ANSWERS_BEFORE_PROBE * 2 {
+            target.answered(Some(3), true, now);
+        }
         assert_eq!(target.id(), 3);
     }
 
@@ -351,7 +391,7 @@ mod tests {
         assert!(!target.failed(now));
         assert!(target.failed(now));
         assert!(!target.failed(now));
-        target.answered(Some(2), now);
+        target.answered(Some(2), true, now);
         assert!(!target.failed(now));
     }
 }
