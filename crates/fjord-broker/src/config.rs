@@ -77,7 +77,8 @@ pub struct ClusterConfig {
     /// `controller.quorum.voters`.
     pub voters: Vec<Voter>,
     /// `controller.listener.names`: listeners that carry the quorum's traffic and are never
-    /// served to Kafka clients.
+    /// served to Kafka clients. A broker-only node binds none of them; the first names the
+    /// listener it reaches the voters on.
     pub controller_listener_names: Vec<String>,
     /// `inter.broker.listener.name`: the listener brokers use to reach each other.
     pub inter_broker_listener_name: String,
@@ -764,6 +765,65 @@ fn inconsistent(key: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Kafka's rules for a broker-only node (`process.roles=broker`): it is not a voter, binds no
+/// controller listener, and reaches the voters over the first of `controller.listener.names`,
+/// whose security protocol must be mapped (and, in Fjord, be PLAINTEXT).
+fn check_broker_only(
+    config: &BrokerConfig,
+    voters: &[Voter],
+    controller_listener_names: &[String],
+) -> Result<(), ConfigError> {
+    let node_id = config.node_id;
+    if voters.iter().any(|v| v.id == node_id) {
+        return Err(inconsistent(
+            "controller.quorum.voters",
+            format!(
+                "node {node_id} has only the broker role, so it must not be one of the voters \
+                 (add the controller role to process.roles, or use another node.id)"
+            ),
+        ));
+    }
+    if let Some(l) = config
+        .listeners
+        .iter()
+        .find(|l| controller_listener_names.contains(&l.name))
+    {
+        return Err(inconsistent(
+            "controller.listener.names",
+            format!(
+                "must not contain a value appearing in listeners ({}) when the node has only \
+                 the broker role: it binds no controller listener and reaches the voters at \
+                 controller.quorum.voters",
+                l.name
+            ),
+        ));
+    }
+    for name in controller_listener_names {
+        if !config.listener_security_protocol_map.contains_key(name) {
+            return Err(inconsistent(
+                "listener.security.protocol.map",
+                format!(
+                    "controller listener {name} (controller.listener.names) has no security \
+                     protocol; add {name}:PLAINTEXT"
+                ),
+            ));
+        }
+    }
+    // As in Kafka, a broker-only node uses the first name only.
+    if let Some(name) = controller_listener_names.first() {
+        let protocol = &config.listener_security_protocol_map[name];
+        if protocol != "PLAINTEXT" {
+            return Err(inconsistent(
+                "listener.security.protocol.map",
+                format!(
+                    "controller listener {name} uses {protocol}; only PLAINTEXT is supported so far"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The cluster-mode settings and the rules they must satisfy together; `None` without
 /// `process.roles`, where the cluster-only keys are refused.
 fn parse_cluster(
@@ -782,13 +842,6 @@ fn parse_cluster(
         return Ok(None);
     };
     let roles = parse_roles(k, v)?;
-    if roles.broker && !roles.controller {
-        return Err(inconsistent(
-            "process.roles",
-            "a broker-only node is not supported yet: brokers follow the metadata image of \
-             a controller in the same process; use process.roles=broker,controller",
-        ));
-    }
     if !props.contains_key("node.id") && !props.contains_key("broker.id") {
         return Err(inconsistent(
             "node.id",
@@ -841,6 +894,9 @@ fn parse_cluster(
                 ),
             ));
         }
+    }
+    if roles.broker && !roles.controller {
+        check_broker_only(config, &voters, &controller_listener_names)?;
     }
     if roles.broker && broker_listeners.is_empty() {
         return Err(inconsistent(

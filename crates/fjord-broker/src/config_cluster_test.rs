@@ -94,13 +94,92 @@ fn cluster_keys_are_acted_on() {
     assert_eq!(config.broker_rack.as_deref(), Some("rack-b"));
 }
 
+/// The keys of node 4, a broker-only node of the same cluster.
+fn broker_only(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut props = kraft(&[
+        ("process.roles", "broker"),
+        ("node.id", "4"),
+        ("listeners", "PLAINTEXT://127.0.0.1:9094"),
+        ("advertised.listeners", "PLAINTEXT://127.0.0.1:9094"),
+    ]);
+    for (k, v) in extra {
+        props.insert(k.to_string(), v.to_string());
+    }
+    props
+}
+
 #[test]
-fn a_broker_only_node_is_refused_with_the_reason() {
-    let err = BrokerConfig::from_properties(&kraft(&[("process.roles", "broker")])).unwrap_err();
-    assert!(err.to_string().contains("broker-only"), "{err}");
+fn a_broker_only_node_binds_no_controller_listener() {
+    let (config, warn) = BrokerConfig::from_properties(&broker_only(&[])).unwrap();
+    assert!(warn.is_empty(), "{warn:?}");
+    let cluster = config.cluster.as_ref().unwrap();
     assert_eq!(
-        refused_key(&kraft(&[("process.roles", "broker")])),
-        "process.roles"
+        cluster.roles,
+        ProcessRoles {
+            broker: true,
+            controller: false
+        }
+    );
+    assert_eq!(cluster.roles.to_string(), "broker");
+    assert_eq!(cluster.voters.len(), 3);
+    assert_eq!(cluster.controller_listener(&config.listeners), None);
+    // Still names the listener the voters are reached on, never served to clients.
+    assert!(cluster.is_controller_listener("CONTROLLER"));
+    assert_eq!(config.listeners.len(), 1);
+    // Every node derives the same cluster id from the voters, broker-only ones too.
+    let (combined, _) = BrokerConfig::from_properties(&kraft(&[])).unwrap();
+    assert_eq!(config.cluster_id(), combined.cluster_id());
+}
+
+#[test]
+fn a_broker_only_node_follows_kafkas_rules() {
+    // Not a voter.
+    let err = BrokerConfig::from_properties(&broker_only(&[("node.id", "2")])).unwrap_err();
+    assert!(
+        err.to_string().contains("must not be one of the voters"),
+        "{err}"
+    );
+    assert_eq!(
+        refused_key(&broker_only(&[("node.id", "2")])),
+        "controller.quorum.voters"
+    );
+    // No controller listener of its own.
+    let with_controller = broker_only(&[(
+        "listeners",
+        "PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9104",
+    )]);
+    let err = BrokerConfig::from_properties(&with_controller).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("must not contain a value appearing in listeners"),
+        "{err}"
+    );
+    assert_eq!(refused_key(&with_controller), "controller.listener.names");
+    // But controller.listener.names is still required, with a PLAINTEXT protocol.
+    assert_eq!(
+        refused_key(&broker_only(&[("controller.listener.names", "")])),
+        "controller.listener.names"
+    );
+    assert_eq!(
+        refused_key(&broker_only(&[(
+            "listener.security.protocol.map",
+            "PLAINTEXT:PLAINTEXT"
+        )])),
+        "listener.security.protocol.map"
+    );
+    let ssl = broker_only(&[(
+        "listener.security.protocol.map",
+        "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL",
+    )]);
+    let err = BrokerConfig::from_properties(&ssl).unwrap_err();
+    assert!(err.to_string().contains("only PLAINTEXT"), "{err}");
+    // Clients are never told about a controller listener.
+    assert_eq!(
+        refused_key(&broker_only(&[(
+            "advertised.listeners",
+            "PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9104"
+        )])),
+        "advertised.listeners"
     );
 }
 

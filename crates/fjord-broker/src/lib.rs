@@ -14,8 +14,9 @@
 //!
 //! Without `process.roles` the broker is a single-node cluster whose topics live in
 //! `fjord-topics.json`. With it ([`cluster`]), the node runs a controller of the metadata
-//! quorum, registers as a broker, follows the committed metadata image, and serves clients
-//! once the controller has unfenced it.
+//! quorum (or, with the broker role alone, follows the voters over the network), registers as
+//! a broker, follows the committed metadata image, and serves clients once the controller has
+//! unfenced it.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), fjord_broker::BrokerError> {
@@ -49,7 +50,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fjord_controller::record::Listener;
-use fjord_controller::{ControllerError, ControllerHandle};
+use fjord_controller::{ControllerError, ControllerHandle, QuorumHandle};
 use kafka_protocol::ResponseError;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, Semaphore};
@@ -278,7 +279,7 @@ pub struct RunningBroker {
 struct ClusterParts {
     lifecycle: Lifecycle,
     follower: Follower,
-    controller: ControllerHandle,
+    controller: QuorumHandle,
     /// Bound for the controlled shutdown.
     shutdown_timeout: Duration,
 }
@@ -332,9 +333,10 @@ async fn bind_client_listeners(
     Ok((listeners, advertised))
 }
 
-/// Starts this node's controller, follows the metadata image, registers, and waits until
-/// the controller unfences this broker: only then are its logs in step with the image, and
-/// only then does it serve clients.
+/// Starts this node's controller (or, on a broker-only node, starts following the voters),
+/// follows the metadata image, registers, and waits until the controller unfences this
+/// broker: only then are its logs in step with the image, and only then does it serve
+/// clients.
 async fn join_cluster(
     config: &Arc<BrokerConfig>,
     logs: &Arc<LogManager>,
@@ -343,13 +345,21 @@ async fn join_cluster(
     let Some(cluster) = config.cluster.clone() else {
         unreachable!("join_cluster is called in cluster mode only");
     };
-    let controller = cluster::start_controller(config, &cluster).await?;
-    tracing::info!(
-        node_id = config.node_id,
-        roles = %cluster.roles,
-        controller = %controller.local_addr(),
-        "controller started"
-    );
+    let controller = cluster::connect_quorum(config, &cluster).await?;
+    match controller.controller_listener() {
+        Some(address) => tracing::info!(
+            node_id = config.node_id,
+            roles = %cluster.roles,
+            controller = %address,
+            "controller started"
+        ),
+        None => tracing::info!(
+            node_id = config.node_id,
+            roles = %cluster.roles,
+            voters = cluster.voters.len(),
+            "following the controller quorum from outside (broker-only node)"
+        ),
+    }
     let replication = cluster::ReplicaManager::new(
         config.node_id,
         logs.clone(),
@@ -627,7 +637,7 @@ impl RunningBroker {
     /// Stops accepting, lets connections finish their current request (bounded), then flushes
     /// and closes every log and marks the shutdown clean. In cluster mode the controller is
     /// first asked to fence this broker (controlled shutdown), and the controller of this
-    /// node stops last.
+    /// node (or its follower of the quorum) stops last.
     pub async fn shutdown(self) -> Result<(), BrokerError> {
         let RunningBroker {
             broker,

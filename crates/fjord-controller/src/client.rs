@@ -1,6 +1,6 @@
 //! A client of the controller quorum over the CONTROLLER listener: what a non-active
-//! controller uses to forward requests, and what a broker without the controller role will
-//! use to reach the quorum.
+//! controller uses to forward requests, and what a broker-only node submits through (see
+//! [`crate::RemoteController`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Mutex;
@@ -55,6 +55,16 @@ impl ControllerClient {
         }
     }
 
+    /// Makes `leader` the first voter the next [`ControllerClient::submit`] tries, e.g. once
+    /// another channel has named the active controller.
+    pub fn prefer(&self, leader: i32) {
+        if self.connections.contains_key(&leader) {
+            if let Ok(mut last) = self.last_leader.lock() {
+                *last = Some(leader);
+            }
+        }
+    }
+
     /// Sends `request` to voter `node_id` only; the answer may be NOT_CONTROLLER.
     pub async fn submit_to(
         &self,
@@ -105,7 +115,9 @@ impl ControllerClient {
     /// Sends `request` to the active controller: the last one seen first, then every voter,
     /// following NOT_CONTROLLER hints, each voter at most once. Only failures that prove the
     /// request was not taken (refused connection, NOT_CONTROLLER) move on to another voter,
-    /// so this client never has a request executed twice.
+    /// so this client never has a request executed twice. When no voter took it, the error
+    /// is NOT_CONTROLLER if any voter answered (an election is under way; retry), else the
+    /// last connection failure.
     pub async fn submit(
         &self,
         request: &ControllerRequest,
@@ -135,7 +147,17 @@ impl ControllerClient {
                     {
                         queue.push_front(leader);
                     }
-                    last_error = error;
+                    // A voter's NOT_CONTROLLER says more than another voter being down.
+                    if !matches!(
+                        (&last_error, &error),
+                        (
+                            ControllerError::NotController { .. },
+                            ControllerError::Unreachable { .. }
+                        )
+                    ) || tried.len() == 1
+                    {
+                        last_error = error;
+                    }
                 }
                 Err((false, error)) => return Err(error),
             }

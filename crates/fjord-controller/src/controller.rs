@@ -136,6 +136,7 @@ impl Controller {
         let context = ServerContext {
             raft: raft.clone(),
             active: active.clone(),
+            image: image.clone(),
         };
         let server_task = tokio::spawn(server::serve(listener, context, shutdown_rx));
         let peers = ControllerClient::new(

@@ -1,7 +1,8 @@
 //! The metadata image: cluster state as of one offset of the metadata log.
 //!
-//! Every controller applies committed records to its image in log order; brokers will follow
-//! it through [`crate::ControllerHandle::image`]. [`MetadataImage::apply`] is pure and total
+//! Every controller applies committed records to its image in log order; brokers follow it
+//! through [`crate::QuorumHandle::image`] (a voter's own image, or one fetched from the voters
+//! on a broker-only node). [`MetadataImage::apply`] is pure and total
 //! over records the controller decided, so every replica of the log ends with the same image,
 //! and a snapshot is just the image serialized.
 

@@ -251,3 +251,33 @@ fn the_image_and_records_survive_json_as_snapshots_and_log_entries_do() {
         record
     );
 }
+
+#[test]
+fn an_image_of_a_thousand_partitions_is_a_few_hundred_kib_of_json() {
+    // Sent whole to broker-only nodes on every change: its size bounds what one change costs.
+    let mut image = cluster(&[1, 2, 3, 4, 5, 6]);
+    for t in 0..100 {
+        let specs: Vec<(Vec<i32>, i32)> = (0..10)
+            .map(|p| {
+                let first = (t + p) % 6 + 1;
+                let replicas = vec![first, first % 6 + 1, (first + 1) % 6 + 1];
+                (replicas, first)
+            })
+            .collect();
+        let specs: Vec<crate::testing::Spec<'_>> = specs
+            .iter()
+            .map(|(replicas, leader)| (replicas.as_slice(), replicas.as_slice(), *leader))
+            .collect();
+        add_topic(
+            &mut image,
+            &format!("topic-{t:03}"),
+            1000 + t as u128,
+            &specs,
+        );
+    }
+    let partitions: usize = image.topics().values().map(|t| t.partitions.len()).sum();
+    assert_eq!(partitions, 1000);
+    let bytes = serde_json::to_vec(&image).unwrap().len();
+    // About 150 bytes a partition (151 KB here), as documented in `wire`.
+    assert!((100_000..200 * 1024).contains(&bytes), "{bytes} bytes");
+}

@@ -14,12 +14,16 @@
 //!                                  Vec<MetadataRecord> ─► raft.client_write
 //!                                                         │ replicate, commit
 //!   watch::Receiver<Arc<MetadataImage>> ◄── apply ◄───────┘ (on every voter)
+//!        │
+//!        └── FetchImage (long poll) ──► broker-only node: RemoteController::image()
 //! ```
 //!
 //! Pure parts (no I/O, unit-tested on exact records): [`record`], [`image`], [`placement`],
 //! [`election`], [`reassignment`], [`topics`], [`brokers`], [`configs`], [`liveness`],
 //! [`decision`]. Runtime: [`Controller`] starts openraft with durable storage under the
-//! metadata dir, the CONTROLLER listener ([`wire`]) and the active-controller task.
+//! metadata dir, the CONTROLLER listener ([`wire`]) and the active-controller task. A node
+//! that is not a voter follows the committed image with a [`RemoteController`], which
+//! long-polls the voters; [`QuorumHandle`] is either kind, for brokers.
 //!
 //! Deciding is pure:
 //!
@@ -93,9 +97,11 @@ pub mod error_code;
 pub mod image;
 pub mod liveness;
 pub mod placement;
+mod quorum;
 mod raft;
 pub mod reassignment;
 pub mod record;
+mod remote;
 mod server;
 #[cfg(test)]
 mod testing;
@@ -109,6 +115,8 @@ pub use decision::{decide, Decision, Policy, RandomTopicIds, TopicIdSource};
 pub use error::ControllerError;
 pub use error_code::ErrorCode;
 pub use image::{BrokerRegistration, ImageError, MetadataImage, PartitionImage, TopicImage};
+pub use quorum::QuorumHandle;
 pub use raft::file::StoreError;
 pub use raft::MetadataBatch;
 pub use record::MetadataRecord;
+pub use remote::{RemoteController, RemoteControllerConfig};

@@ -3,9 +3,18 @@
 //! One TCP connection carries one request at a time: the client writes a frame, the server
 //! answers with one frame, in order. A frame is `length: u32 BE | JSON`, at most
 //! [`MAX_MESSAGE_BYTES`]. Requests are openraft's three RPCs (append entries, vote, install
-//! snapshot chunk) or a [`ControllerRequest`] for the active controller.
+//! snapshot chunk), a [`ControllerRequest`] for the active controller, or a non-voter's long
+//! poll for the committed [`MetadataImage`] (`FetchImage`).
+//!
+//! A fetch is answered with the whole image, and only once the voter's committed image is
+//! newer than the one the asker holds: nothing is sent while the metadata does not change.
+//! The image is JSON of about 150 bytes per partition with three replicas: 151 KB for 1,000
+//! partitions in 100 topics (checked by a test), so one change costs a broker-only node that
+//! much, and [`MAX_MESSAGE_BYTES`] allows about 400,000 partitions. Sending only the records
+//! since the asker's offset is left for when images grow that large.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{InstallSnapshotError, RaftError};
@@ -20,6 +29,7 @@ use tokio::net::TcpStream;
 
 use crate::api::{ControllerRequest, ControllerResponse};
 use crate::error_code::ErrorCode;
+use crate::image::MetadataImage;
 use crate::raft::TypeConfig;
 
 /// Largest message either side accepts; snapshot chunks are far smaller.
@@ -36,6 +46,33 @@ pub(crate) enum WireRequest {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// A request for the active controller.
     Submit(ControllerRequest),
+    /// A non-voter's long poll for the committed image.
+    FetchImage(FetchImageRequest),
+}
+
+/// Longest a voter holds a [`FetchImageRequest`] before answering without an image, whatever
+/// the asker asks for, so a connection is never parked for long.
+pub const FETCH_IMAGE_MAX_WAIT_MS: u64 = 30_000;
+
+/// A long poll for the committed image, so that a node that is not a voter (a broker-only
+/// node) can follow the metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FetchImageRequest {
+    /// Offset of the newest image the asker holds; `None` before it holds any.
+    pub(crate) known_offset: Option<u64>,
+    /// How long the voter may wait for a newer image before answering without one (at most
+    /// [`FETCH_IMAGE_MAX_WAIT_MS`]).
+    pub(crate) max_wait_ms: u64,
+}
+
+/// The answer to a [`FetchImageRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FetchImageAnswer {
+    /// The active controller as the answering voter knows it.
+    pub(crate) leader: Option<i32>,
+    /// The voter's committed image, when it is newer than the asker's; `None` when the wait
+    /// ran out first.
+    pub(crate) image: Option<Arc<MetadataImage>>,
 }
 
 /// Why a submitted request got no [`ControllerResponse`].
@@ -60,6 +97,8 @@ pub(crate) enum WireResponse {
     InstallSnapshot(Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>>),
     /// The active controller's answer.
     Submit(Result<ControllerResponse, SubmitFailure>),
+    /// The committed image, or only the leader when nothing changed in time.
+    FetchImage(FetchImageAnswer),
 }
 
 /// Writes one frame.

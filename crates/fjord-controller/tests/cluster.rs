@@ -1,6 +1,7 @@
 //! Three controllers on 127.0.0.1, driven through the public API: election, broker
 //! registration and liveness, topic creation, failover, AlterPartition checks, restart from
-//! the metadata dir, and catch-up from a snapshot. Every wait is bounded.
+//! the metadata dir, catch-up from a snapshot, and a non-voter following the committed image
+//! across a failover. Every wait is bounded.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -15,8 +16,8 @@ use fjord_controller::api::{
 };
 use fjord_controller::record::{ConfigResource, Listener};
 use fjord_controller::{
-    parse_voters, Controller, ControllerClient, ControllerConfig, ControllerHandle, ErrorCode,
-    MetadataImage, Voter,
+    parse_voters, Controller, ControllerClient, ControllerConfig, ControllerError,
+    ControllerHandle, ErrorCode, MetadataImage, RemoteController, RemoteControllerConfig, Voter,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -173,11 +174,35 @@ async fn wait_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// What the helpers submit through: a voter, or a node following the voters from outside.
+trait Submit {
+    async fn send(&self, request: ControllerRequest)
+        -> Result<ControllerResponse, ControllerError>;
+}
+
+impl Submit for ControllerHandle {
+    async fn send(
+        &self,
+        request: ControllerRequest,
+    ) -> Result<ControllerResponse, ControllerError> {
+        self.submit(request).await
+    }
+}
+
+impl Submit for RemoteController {
+    async fn send(
+        &self,
+        request: ControllerRequest,
+    ) -> Result<ControllerResponse, ControllerError> {
+        self.submit(request).await
+    }
+}
+
 /// Submits through `handle`, retrying while there is no active controller.
-async fn submit(handle: &ControllerHandle, request: ControllerRequest) -> ControllerResponse {
+async fn submit(handle: &impl Submit, request: ControllerRequest) -> ControllerResponse {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        match handle.submit(request.clone()).await {
+        match handle.send(request.clone()).await {
             Ok(response) => return response,
             Err(e) if e.is_retriable() && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -193,7 +218,7 @@ async fn bounded<F: Future>(test: F) -> F::Output {
         .expect("test took too long")
 }
 
-async fn register(handle: &ControllerHandle, broker_id: i32, rack: Option<&str>) -> i64 {
+async fn register(handle: &impl Submit, broker_id: i32, rack: Option<&str>) -> i64 {
     let request = ControllerRequest::RegisterBroker(RegisterBrokerRequest {
         broker_id,
         incarnation_id: Uuid::new_v4(),
@@ -273,7 +298,7 @@ fn new_topic(name: &str, num_partitions: i32, replication_factor: i16) -> NewTop
 }
 
 async fn create_topic(
-    handle: &ControllerHandle,
+    handle: &impl Submit,
     name: &str,
     num_partitions: i32,
     replication_factor: i16,
@@ -551,6 +576,79 @@ async fn a_lagging_controller_catches_up_from_a_snapshot() {
             .path()
             .join("metadata.checkpoint")
             .exists());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_voter_follows_the_committed_image_across_a_failover() {
+    bounded(async {
+        let mut cluster = Cluster::start(1000).await;
+        let leader = cluster.leader().await;
+        let mut config = RemoteControllerConfig::new(7, cluster.voters.clone());
+        config.fetch_max_wait = Duration::from_millis(200);
+        let remote = RemoteController::start(config);
+        wait_until("the non-voter knows the active controller", || {
+            (remote.active_controller() == Some(leader)).then_some(())
+        })
+        .await;
+
+        // Every image it publishes is newer than the one before.
+        let mut images = remote.image();
+        let offsets = tokio::spawn(async move {
+            let mut offsets = vec![images.borrow_and_update().offset()];
+            while images.changed().await.is_ok() {
+                offsets.push(images.borrow_and_update().offset());
+            }
+            offsets
+        });
+
+        // Registered through the non-voter, as a broker-only node registers: the registration
+        // comes back in its image.
+        let epoch = register(&remote, 7, None).await;
+        wait_until("the registration is in the non-voter's image", || {
+            let image = remote.image().borrow().clone();
+            image
+                .broker(7)
+                .is_some_and(|b| b.broker_epoch == epoch)
+                .then_some(())
+        })
+        .await;
+
+        // The active controller stops; the voters elect another, which the non-voter follows
+        // and submits to.
+        cluster.stop(leader).await;
+        let new_leader = cluster.leader().await;
+        assert_ne!(new_leader, leader);
+        wait_until("the non-voter names the new active controller", || {
+            (remote.active_controller() == Some(new_leader)).then_some(())
+        })
+        .await;
+        let request = ControllerRequest::AlterConfigs(AlterConfigsRequest {
+            resources: vec![AlterConfigsResource {
+                resource: ConfigResource::Cluster,
+                configs: vec![AlterableConfig {
+                    name: "after.failover".into(),
+                    value: Some("yes".into()),
+                }],
+            }],
+            validate_only: false,
+        });
+        submit(&remote, request).await;
+        let image = cluster.converged().await;
+        assert!(image
+            .configs(&ConfigResource::Cluster)
+            .contains_key("after.failover"));
+        let followed = wait_until("the non-voter has the voters' image", || {
+            let followed = remote.image().borrow().clone();
+            (followed.offset() >= image.offset()).then_some(followed)
+        })
+        .await;
+        assert_eq!(*followed, *cluster.converged().await);
+
+        remote.shutdown().await.unwrap();
+        let offsets = offsets.await.unwrap();
+        assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
     })
     .await;
 }

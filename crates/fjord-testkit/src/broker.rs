@@ -311,7 +311,20 @@ pub(crate) fn reports_port_in_use(text: &str) -> bool {
 
 /// Extracts `IP:PORT` from a line containing `listening on PLAINTEXT://IP:PORT`.
 pub(crate) fn parse_listening_address(line: &str) -> Option<SocketAddr> {
-    let start = line.find(LISTENING_MARKER)? + LISTENING_MARKER.len();
+    address_after(line, LISTENING_MARKER)
+}
+
+/// What a controller-only node logs once its CONTROLLER listener is bound.
+pub(crate) const CONTROLLER_LISTENING_MARKER: &str = "listening on CONTROLLER://";
+
+/// Extracts `IP:PORT` from a line containing `listening on CONTROLLER://IP:PORT`.
+pub(crate) fn parse_controller_listening_address(line: &str) -> Option<SocketAddr> {
+    address_after(line, CONTROLLER_LISTENING_MARKER)
+}
+
+/// The `IP:PORT` right after `marker` in `line`.
+fn address_after(line: &str, marker: &str) -> Option<SocketAddr> {
+    let start = line.find(marker)? + marker.len();
     let rest = &line[start..];
     let end = rest
         .find(|c: char| {
@@ -344,6 +357,16 @@ mod tests {
         assert_eq!(parse_listening_address("nothing here"), None);
         assert_eq!(
             parse_listening_address("listening on CONTROLLER://127.0.0.1:9093"),
+            None
+        );
+        // What a controller-only node logs instead.
+        let line = "INFO fjord controller listening on CONTROLLER://127.0.0.1:9093, metadata in /x";
+        assert_eq!(
+            parse_controller_listening_address(line),
+            Some("127.0.0.1:9093".parse().unwrap())
+        );
+        assert_eq!(
+            parse_controller_listening_address("listening on PLAINTEXT://127.0.0.1:9092"),
             None
         );
     }

@@ -11,6 +11,15 @@
 //!   clients and replica fetchers ──> advertised PLAINTEXT :bN (never proxied)
 //! ```
 //!
+//! # Roles
+//!
+//! Every node is `broker,controller` unless [`ClusterBuilder::roles`] says
+//! otherwise. Only nodes with the controller role are voters and bind a
+//! CONTROLLER listener; a broker-only node ([`NodeRoles::Broker`]) reaches
+//! the voters over their CONTROLLER listeners (through its own proxies when
+//! they are on) and a controller-only node ([`NodeRoles::Controller`])
+//! serves no clients, so it is left out of [`Cluster::bootstrap`].
+//!
 //! # What the link faults cover
 //!
 //! Only the controller links are proxied. Every node's view of the quorum
@@ -67,9 +76,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 
 use crate::broker::{
-    parse_listening_address, reports_port_in_use, server_command, LISTENING_MARKER,
-    LOG_TAIL_IN_ERROR_BYTES, RESTART_ATTEMPTS_MAX, RESTART_RETRY_DELAY, START_TIMEOUT_DEFAULT,
-    STOP_TIMEOUT_DEFAULT,
+    parse_controller_listening_address, parse_listening_address, reports_port_in_use,
+    server_command, CONTROLLER_LISTENING_MARKER, LISTENING_MARKER, LOG_TAIL_IN_ERROR_BYTES,
+    RESTART_ATTEMPTS_MAX, RESTART_RETRY_DELAY, START_TIMEOUT_DEFAULT, STOP_TIMEOUT_DEFAULT,
 };
 use crate::link_proxy::LinkProxy;
 use crate::ports::free_ports;
@@ -93,6 +102,40 @@ const START_POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// How much of each node's log tail is printed when a test panics.
 const LOG_TAIL_ON_PANIC_BYTES: usize = 16 * 1024;
 
+/// What one node runs: Kafka's `process.roles`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NodeRoles {
+    /// `broker,controller`: a voter that also serves clients (the default).
+    #[default]
+    Combined,
+    /// `broker`: serves clients and follows the voters; not a voter, no
+    /// CONTROLLER listener.
+    Broker,
+    /// `controller`: a voter that serves no clients.
+    Controller,
+}
+
+impl NodeRoles {
+    /// The `process.roles` value.
+    pub fn process_roles(self) -> &'static str {
+        match self {
+            NodeRoles::Combined => "broker,controller",
+            NodeRoles::Broker => "broker",
+            NodeRoles::Controller => "controller",
+        }
+    }
+
+    /// Whether the node serves clients on PLAINTEXT.
+    pub fn is_broker(self) -> bool {
+        self != NodeRoles::Controller
+    }
+
+    /// Whether the node is a voter with a CONTROLLER listener.
+    pub fn is_controller(self) -> bool {
+        self != NodeRoles::Broker
+    }
+}
+
 /// The keys the harness sets on every node, which overrides may not change.
 const MANAGED_KEYS: [&str; 9] = [
     "process.roles",
@@ -114,6 +157,7 @@ pub struct ClusterBuilder {
     node_count: u32,
     overrides: Vec<(String, String)>,
     node_overrides: Vec<(u32, String, String)>,
+    roles: BTreeMap<u32, NodeRoles>,
     env: Vec<(String, String)>,
     start_timeout: Duration,
     stop_timeout: Duration,
@@ -128,6 +172,7 @@ impl fmt::Debug for ClusterBuilder {
             .field("node_count", &self.node_count)
             .field("overrides", &self.overrides)
             .field("node_overrides", &self.node_overrides)
+            .field("roles", &self.roles)
             .field("env", &self.env)
             .field("start_timeout", &self.start_timeout)
             .field("stop_timeout", &self.stop_timeout)
@@ -169,6 +214,13 @@ impl ClusterBuilder {
         self.node_overrides
             .retain(|(n, k, _)| *n != node || *k != key);
         self.node_overrides.push((node, key, value.into()));
+        self
+    }
+
+    /// Gives node `node` other roles than `broker,controller`. The voters
+    /// are the nodes with the controller role; at least one is needed.
+    pub fn roles(mut self, node: u32, roles: NodeRoles) -> Self {
+        self.roles.insert(node, roles);
         self
     }
 
@@ -214,7 +266,8 @@ impl ClusterBuilder {
     }
 
     /// Picks ports, starts every node at once, and waits until each logs
-    /// `listening on PLAINTEXT://127.0.0.1:<its port>`, then for the
+    /// `listening on PLAINTEXT://127.0.0.1:<its port>` (a controller-only
+    /// node: `listening on CONTROLLER://…`), then for the
     /// [`ClusterBuilder::ready_when`] check if one was given. If a node exits
     /// because a port was taken after it was picked, every node is stopped
     /// and the start is retried with fresh ports (at most 5 attempts).
@@ -225,6 +278,7 @@ impl ClusterBuilder {
             node_count,
             overrides,
             node_overrides,
+            roles,
             env,
             start_timeout,
             stop_timeout,
@@ -245,6 +299,7 @@ impl ClusterBuilder {
                 }
                 Node {
                     id,
+                    roles: roles.get(&id).copied().unwrap_or_default(),
                     plaintext: unassigned,
                     controller: unassigned,
                     data_dir: root.path().join(format!("node-{id}")),
@@ -321,6 +376,18 @@ impl ClusterBuilder {
                 self.node_count
             );
         }
+        for node in self.roles.keys() {
+            ensure!(
+                (1..=self.node_count).contains(node),
+                "roles for node {node}, but node ids run from 1 to {}",
+                self.node_count
+            );
+        }
+        let roles = |node| self.roles.get(&node).copied().unwrap_or_default();
+        ensure!(
+            (1..=self.node_count).any(|node| roles(node).is_controller()),
+            "a cluster needs at least one node with the controller role"
+        );
         Ok(())
     }
 }
@@ -330,9 +397,13 @@ impl ClusterBuilder {
 pub struct NodeInfo {
     /// The `node.id`, from 1.
     pub id: u32,
-    /// The PLAINTEXT listener clients and other brokers use.
+    /// What the node runs.
+    pub roles: NodeRoles,
+    /// The PLAINTEXT listener clients and other brokers use (reserved but
+    /// not bound on a controller-only node).
     pub bootstrap_address: SocketAddr,
-    /// The node's real CONTROLLER listener (not a proxy in front of it).
+    /// The node's real CONTROLLER listener, not a proxy in front of it
+    /// (reserved but not bound on a broker-only node).
     pub controller_address: SocketAddr,
     /// The node's `log.dirs`, kept across kill, stop and restart.
     pub data_dir: PathBuf,
@@ -379,12 +450,43 @@ impl fmt::Debug for Cluster {
 #[derive(Debug)]
 struct Node {
     id: u32,
+    roles: NodeRoles,
     plaintext: SocketAddr,
     controller: SocketAddr,
     data_dir: PathBuf,
     /// The user's overrides for this node, node-specific ones merged in.
     overrides: Vec<(String, String)>,
     process: ManagedProcess,
+}
+
+impl Node {
+    /// The address whose listening line says the node is up: PLAINTEXT,
+    /// or CONTROLLER on a controller-only node.
+    fn serving_address(&self) -> SocketAddr {
+        if self.roles.is_broker() {
+            self.plaintext
+        } else {
+            self.controller
+        }
+    }
+
+    /// The text of that line.
+    fn listening_marker(&self) -> &'static str {
+        if self.roles.is_broker() {
+            LISTENING_MARKER
+        } else {
+            CONTROLLER_LISTENING_MARKER
+        }
+    }
+
+    /// The address in `line` if it is that line.
+    fn listening_address(&self, line: &str) -> Option<SocketAddr> {
+        if self.roles.is_broker() {
+            parse_listening_address(line)
+        } else {
+            parse_controller_listening_address(line)
+        }
+    }
 }
 
 /// Why one start attempt failed.
@@ -405,6 +507,7 @@ impl Cluster {
             node_count: NODES_DEFAULT,
             overrides: Vec::new(),
             node_overrides: Vec::new(),
+            roles: BTreeMap::new(),
             env: Vec::new(),
             start_timeout: START_TIMEOUT_DEFAULT,
             stop_timeout: STOP_TIMEOUT_DEFAULT,
@@ -419,11 +522,12 @@ impl Cluster {
     }
 
     /// `bootstrap.servers` for clients: `127.0.0.1:PORT,…` of every node
-    /// that is alive (paused nodes included), in node order. Empty if none is.
+    /// with the broker role that is alive (paused nodes included), in node
+    /// order. Empty if none is.
     pub fn bootstrap(&self) -> String {
         self.nodes
             .iter()
-            .filter(|node| node.process.is_running())
+            .filter(|node| node.roles.is_broker() && node.process.is_running())
             .map(|node| node.plaintext.to_string())
             .collect::<Vec<_>>()
             .join(",")
@@ -434,6 +538,7 @@ impl Cluster {
         let node = self.node_ref(node);
         NodeInfo {
             id: node.id,
+            roles: node.roles,
             bootstrap_address: node.plaintext,
             controller_address: node.controller,
             data_dir: node.data_dir.clone(),
@@ -504,15 +609,15 @@ impl Cluster {
             node.process.spawn(self.command(node))?;
             match node
                 .process
-                .await_line(self.start_timeout, parse_listening_address)
+                .await_line(self.start_timeout, |line| node.listening_address(line))
             {
-                LineWait::Found(address) if address == node.plaintext => return Ok(()),
+                LineWait::Found(address) if address == node.serving_address() => return Ok(()),
                 LineWait::Found(address) => {
                     node.process.terminate();
                     bail!(
                         "node {} restarted listening on {address} instead of {}",
                         node.id,
-                        node.plaintext
+                        node.serving_address()
                     );
                 }
                 LineWait::Exited(_)
@@ -532,8 +637,9 @@ impl Cluster {
                 LineWait::TimedOut => {
                     node.process.terminate();
                     bail!(
-                        "node {} did not log {LISTENING_MARKER:?} within {:?}; log tail:\n{}",
+                        "node {} did not log {:?} within {:?}; log tail:\n{}",
                         node.id,
+                        node.listening_marker(),
                         self.start_timeout,
                         node.process.logs_tail(LOG_TAIL_IN_ERROR_BYTES)
                     );
@@ -542,17 +648,26 @@ impl Cluster {
         }
     }
 
-    /// Cuts the controller links between `a` and `b` in both directions.
-    /// Fails unless the cluster was built
-    /// [`ClusterBuilder::with_controller_link_proxies`].
+    /// Cuts the controller links between `a` and `b` in both directions
+    /// (one direction when only one of them is a voter). Fails unless the
+    /// cluster was built [`ClusterBuilder::with_controller_link_proxies`],
+    /// or when neither node is a voter.
     pub fn cut_link(&self, a: u32, b: u32) -> Result<()> {
         self.node_ref(a);
         self.node_ref(b);
         ensure!(a != b, "node {a} has no link to itself");
-        let there = self.link(a, b)?;
-        let back = self.link(b, a)?;
-        there.cut();
-        back.cut();
+        let there = self.link(a, b);
+        let back = self.link(b, a);
+        let (there, back) = match (there, back) {
+            (Err(error), Err(_)) if !self.controller_link_proxies => return Err(error),
+            (Err(_), Err(_)) => bail!(
+                "nodes {a} and {b} are both broker-only: there is no controller link between them"
+            ),
+            (there, back) => (there.ok(), back.ok()),
+        };
+        for link in there.into_iter().chain(back) {
+            link.cut();
+        }
         self.node_ref(a)
             .process
             .note(&format!("controller links with node {b} cut"));
@@ -565,9 +680,13 @@ impl Cluster {
     /// Cuts every controller link of node `node`, both directions, so it can
     /// reach no other controller and none can reach it.
     pub fn isolate(&self, node: u32) -> Result<()> {
-        self.node_ref(node);
-        for other in self.nodes.iter().map(|n| n.id).filter(|&id| id != node) {
-            self.cut_link(node, other)?;
+        let roles = self.node_ref(node).roles;
+        for other in self
+            .nodes
+            .iter()
+            .filter(|n| n.id != node && (roles.is_controller() || n.roles.is_controller()))
+        {
+            self.cut_link(node, other.id)?;
         }
         Ok(())
     }
@@ -605,12 +724,13 @@ impl Cluster {
             .unwrap_or_else(|| panic!("no node {node}: node ids run from 1 to {count}"))
     }
 
-    /// The `server` command line of `node`: the KRaft keys, then the user's
-    /// overrides.
+    /// The `server` command line of `node`: the KRaft keys for its roles,
+    /// then the user's overrides.
     fn command(&self, node: &Node) -> Command {
         let voters = self
             .nodes
             .iter()
+            .filter(|voter| voter.roles.is_controller())
             .map(|voter| {
                 let address = match self.links.get(&(node.id, voter.id)) {
                     Some(proxy) => proxy.address(),
@@ -620,38 +740,45 @@ impl Cluster {
             })
             .collect::<Vec<_>>()
             .join(",");
+        let listeners = match node.roles {
+            NodeRoles::Combined => format!(
+                "PLAINTEXT://{},CONTROLLER://{}",
+                node.plaintext, node.controller
+            ),
+            NodeRoles::Broker => format!("PLAINTEXT://{}", node.plaintext),
+            NodeRoles::Controller => format!("CONTROLLER://{}", node.controller),
+        };
+        let broker = node.roles.is_broker();
         let managed = [
-            ("process.roles", "broker,controller".to_string()),
-            ("node.id", node.id.to_string()),
-            ("controller.quorum.voters", voters),
-            (
-                "listeners",
-                format!(
-                    "PLAINTEXT://{},CONTROLLER://{}",
-                    node.plaintext, node.controller
-                ),
-            ),
-            (
-                "advertised.listeners",
-                format!("PLAINTEXT://{}", node.plaintext),
-            ),
-            ("controller.listener.names", "CONTROLLER".to_string()),
-            ("inter.broker.listener.name", "PLAINTEXT".to_string()),
-            (
+            Some(("process.roles", node.roles.process_roles().to_string())),
+            Some(("node.id", node.id.to_string())),
+            Some(("controller.quorum.voters", voters)),
+            Some(("listeners", listeners)),
+            broker.then(|| {
+                (
+                    "advertised.listeners",
+                    format!("PLAINTEXT://{}", node.plaintext),
+                )
+            }),
+            Some(("controller.listener.names", "CONTROLLER".to_string())),
+            broker.then(|| ("inter.broker.listener.name", "PLAINTEXT".to_string())),
+            Some((
                 "listener.security.protocol.map",
                 "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".to_string(),
-            ),
-            ("log.dirs", node.data_dir.display().to_string()),
+            )),
+            Some(("log.dirs", node.data_dir.display().to_string())),
         ];
         let overrides = managed
             .into_iter()
+            .flatten()
             .map(|(key, value)| (key.to_string(), value))
             .chain(node.overrides.iter().cloned());
         server_command(&self.binary, overrides, &self.env)
     }
 
     /// Gives every node fresh ports and an empty data directory, and with
-    /// link proxies on, fresh proxies to the new CONTROLLER ports.
+    /// link proxies on, fresh proxies to the new CONTROLLER ports of the
+    /// voters, one per voter for every other node.
     fn assign_ports(&mut self) -> Result<()> {
         let ports = free_ports(self.nodes.len() * 2)?;
         for (node, pair) in self.nodes.iter_mut().zip(ports.chunks_exact(2)) {
@@ -668,7 +795,11 @@ impl Cluster {
         self.links.clear();
         if self.controller_link_proxies {
             for from in &self.nodes {
-                for to in self.nodes.iter().filter(|to| to.id != from.id) {
+                for to in self
+                    .nodes
+                    .iter()
+                    .filter(|to| to.id != from.id && to.roles.is_controller())
+                {
                     let proxy = LinkProxy::start(to.controller).with_context(|| {
                         format!("start the controller link proxy {} -> {}", from.id, to.id)
                     })?;
@@ -700,14 +831,17 @@ impl Cluster {
         loop {
             let mut still_pending = Vec::with_capacity(pending.len());
             for (node, mut cursor) in pending {
-                match node.process.poll_line(&mut cursor, parse_listening_address) {
+                match node
+                    .process
+                    .poll_line(&mut cursor, |line| node.listening_address(line))
+                {
                     None | Some(LineWait::TimedOut) => still_pending.push((node, cursor)),
-                    Some(LineWait::Found(address)) if address == node.plaintext => {}
+                    Some(LineWait::Found(address)) if address == node.serving_address() => {}
                     Some(LineWait::Found(address)) => {
                         return Err(Launch::Failed(anyhow!(
                             "node {} listens on {address} instead of {}",
                             node.id,
-                            node.plaintext
+                            node.serving_address()
                         )))
                     }
                     Some(LineWait::Exited(_)) if reports_port_in_use(&node.process.run_logs()) => {
@@ -728,7 +862,7 @@ impl Cluster {
             if Instant::now() >= deadline {
                 let ids: Vec<u32> = still_pending.iter().map(|(node, _)| node.id).collect();
                 return Err(Launch::Failed(anyhow!(
-                    "nodes {ids:?} did not log {LISTENING_MARKER:?} within {:?}\n{}",
+                    "nodes {ids:?} did not log that they listen within {:?}\n{}",
                     self.start_timeout,
                     self.log_report(LOG_TAIL_IN_ERROR_BYTES)
                 )));
@@ -744,9 +878,10 @@ impl Cluster {
         let mut report = String::new();
         for node in &self.nodes {
             report.push_str(&format!(
-                "---- fjord node {} log (last {} KiB; PLAINTEXT {}, CONTROLLER {}, data dir {}) ----\n{}\n---- end of node {} log ----\n",
+                "---- fjord node {} log (last {} KiB; process.roles={}, PLAINTEXT {}, CONTROLLER {}, data dir {}) ----\n{}\n---- end of node {} log ----\n",
                 node.id,
                 tail_bytes / 1024,
+                node.roles.process_roles(),
                 node.plaintext,
                 node.controller,
                 node.data_dir.display(),

@@ -17,7 +17,8 @@
 //! - [`BrokerProcess`]: one broker on `127.0.0.1:0`; the kit learns the port
 //!   from the `listening on PLAINTEXT://…` line.
 //! - [`Cluster`]: nodes configured with Kafka's KRaft keys
-//!   (`process.roles=broker,controller`, `controller.quorum.voters`, …) on
+//!   (`process.roles=broker,controller`, or per node `broker` or
+//!   `controller` alone, `controller.quorum.voters`, …) on
 //!   ports picked with [`free_ports`] before they start, with
 //!   [`Cluster::kill`], [`Cluster::stop`], [`Cluster::restart`],
 //!   [`Cluster::pause`], [`Cluster::resume`], and with controller-link faults
@@ -50,7 +51,7 @@ mod process;
 mod wait;
 
 pub use broker::{BrokerBuilder, BrokerProcess};
-pub use cluster::{Cluster, ClusterBuilder, NodeInfo};
+pub use cluster::{Cluster, ClusterBuilder, NodeInfo, NodeRoles};
 pub use link_proxy::LinkProxy;
 pub use ports::{free_port, free_ports};
 pub use process::{process_state, ManagedProcess};

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fjord_testkit::{process_state, wait_until, Cluster, ClusterBuilder};
+use fjord_testkit::{process_state, wait_until, Cluster, ClusterBuilder, NodeRoles};
 
 const STANDIN: &str = env!("CARGO_BIN_EXE_standin-broker");
 
@@ -344,6 +344,149 @@ fn refuses_settings_the_harness_owns_and_unknown_nodes() {
     assert!(err.to_string().contains("node 4"), "{err}");
     assert!(standin_cluster().nodes(0).start().is_err());
     assert!(standin_cluster().nodes(10).start().is_err());
+}
+
+#[test]
+fn nodes_get_the_listeners_and_voters_of_their_roles() {
+    // Node 1 is a controller only, node 2 combined, nodes 3 and 4 brokers only.
+    let cluster = standin_cluster()
+        .nodes(4)
+        .roles(1, NodeRoles::Controller)
+        .roles(3, NodeRoles::Broker)
+        .roles(4, NodeRoles::Broker)
+        .start()
+        .expect("start");
+    let node = |n| cluster.node(n);
+    assert_eq!(node(1).roles, NodeRoles::Controller);
+    assert_eq!(node(2).roles, NodeRoles::Combined);
+    let voters = format!(
+        "1@{},2@{}",
+        node(1).controller_address,
+        node(2).controller_address
+    );
+    let listeners = |n: u32| match node(n).roles {
+        NodeRoles::Controller => format!("CONTROLLER://{}", node(n).controller_address),
+        NodeRoles::Combined => format!(
+            "PLAINTEXT://{},CONTROLLER://{}",
+            node(n).bootstrap_address,
+            node(n).controller_address
+        ),
+        NodeRoles::Broker => format!("PLAINTEXT://{}", node(n).bootstrap_address),
+    };
+    for n in 1..=4 {
+        let value = |key| override_value(&cluster, n, key);
+        assert_eq!(
+            value("process.roles").as_deref(),
+            Some(node(n).roles.process_roles()),
+            "node {n}"
+        );
+        assert_eq!(
+            value("controller.quorum.voters"),
+            Some(voters.clone()),
+            "node {n}"
+        );
+        assert_eq!(value("listeners"), Some(listeners(n)), "node {n}");
+        assert_eq!(
+            value("controller.listener.names").as_deref(),
+            Some("CONTROLLER"),
+            "node {n}"
+        );
+        let advertised = value("advertised.listeners");
+        if n == 1 {
+            assert_eq!(
+                advertised, None,
+                "a controller-only node advertises nothing"
+            );
+        } else {
+            assert_eq!(
+                advertised,
+                Some(format!("PLAINTEXT://{}", node(n).bootstrap_address))
+            );
+        }
+    }
+    // Clients are sent to the nodes with the broker role only.
+    let bootstrap: Vec<String> = (2..=4)
+        .map(|n| node(n).bootstrap_address.to_string())
+        .collect();
+    assert_eq!(cluster.bootstrap(), bootstrap.join(","));
+    // Every node reaches both voters; nobody connects to a broker-only node's controller
+    // port, which it does not bind.
+    wait_until(WAIT, || {
+        [(1, 2), (1, 3), (1, 4), (2, 1), (2, 3), (2, 4)]
+            .iter()
+            .all(|&(receiver, sender)| heard(&cluster, receiver, sender) > 0)
+    })
+    .expect("every node greets the voters");
+    for broker in [3, 4] {
+        assert!(
+            !cluster.logs(broker).contains("listening on CONTROLLER://"),
+            "node {broker} binds no CONTROLLER listener"
+        );
+    }
+    // A controller-only node is up once its CONTROLLER listener is, also on restart.
+    cluster.kill(1).expect("kill");
+    cluster
+        .restart(1)
+        .expect("restart the controller-only node");
+    let count = heard(&cluster, 1, 3);
+    wait_until(WAIT, || heard(&cluster, 1, 3) > count).expect("node 3 greets node 1 again");
+}
+
+#[test]
+fn broker_only_nodes_reach_the_voters_through_their_own_proxies() {
+    let cluster = standin_cluster()
+        .nodes(3)
+        .roles(2, NodeRoles::Broker)
+        .roles(3, NodeRoles::Broker)
+        .with_controller_link_proxies()
+        .start()
+        .expect("start");
+    // Only the voter has proxies in front of it.
+    for (from, to) in all_pairs(3) {
+        assert_eq!(
+            cluster.controller_link(from, to).is_some(),
+            to == 1,
+            "{from} -> {to}"
+        );
+    }
+    let voters = override_value(&cluster, 2, "controller.quorum.voters").expect("voters");
+    assert_eq!(
+        voters,
+        format!("1@{}", cluster.controller_link(2, 1).unwrap().address())
+    );
+    wait_until(WAIT, || {
+        heard(&cluster, 1, 2) > 0 && heard(&cluster, 1, 3) > 0
+    })
+    .expect("both brokers greet the voter");
+
+    let err = cluster
+        .cut_link(2, 3)
+        .expect_err("no link between two brokers");
+    assert!(err.to_string().contains("broker-only"), "{err}");
+    cluster.isolate(2).expect("isolate a broker-only node");
+    assert!(cluster.controller_link(2, 1).unwrap().is_cut());
+    let counts = settled_counts(&cluster, &[(1, 2), (1, 3)]);
+    thread::sleep(QUIET);
+    assert_eq!(heard(&cluster, 1, 2), counts[0], "2 -> 1 is cut");
+    assert!(heard(&cluster, 1, 3) > counts[1], "3 -> 1 still flows");
+    cluster.heal_all();
+    wait_until(WAIT, || heard(&cluster, 1, 2) > counts[0]).expect("healed");
+}
+
+#[test]
+fn a_cluster_needs_a_voter_and_roles_for_its_own_nodes() {
+    let err = standin_cluster()
+        .nodes(2)
+        .roles(1, NodeRoles::Broker)
+        .roles(2, NodeRoles::Broker)
+        .start()
+        .expect_err("no voter");
+    assert!(err.to_string().contains("controller role"), "{err}");
+    let err = standin_cluster()
+        .roles(4, NodeRoles::Broker)
+        .start()
+        .expect_err("no node 4");
+    assert!(err.to_string().contains("node 4"), "{err}");
 }
 
 #[test]

@@ -60,8 +60,9 @@ impl ServerArgs {
 }
 
 /// Runs the node until SIGINT or SIGTERM, then shuts down cleanly. Without `process.roles`
-/// it is a single-node cluster; with it a broker and controller of a cluster (which starts
-/// serving once the controller has unfenced it), or a controller only.
+/// it is a single-node cluster; with it a broker of a cluster (which starts serving once the
+/// controller has unfenced it) that is also a controller or follows the controllers from
+/// outside, or a controller only.
 pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     // Registered before anything starts, so a signal during start-up still stops cleanly.
     let mut signals = Signals::register()?;

@@ -3,7 +3,10 @@
 //! reports its brokers and active controller, topics spread their leaders over the brokers
 //! and serve produce, fetch and a consumer group across them, requests at the wrong broker
 //! are refused the way Kafka refuses them, a new active controller takes over after a
-//! kill -9, and a replication factor above the broker count is refused.
+//! kill -9, and a replication factor above the broker count is refused. Nodes with a single
+//! role join too: a broker-only node follows the voters from outside (also across a kill -9 of
+//! the active controller) and hosts replicas, and controller-only voters serve brokers that
+//! are broker-only.
 
 mod common;
 #[path = "common/groups.rs"]
@@ -16,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::raw::{fetch_request, topic_name, RawConnection};
 use common::*;
-use fjord_testkit::{free_ports, wait_until, Cluster, ManagedProcess};
+use fjord_testkit::{free_ports, wait_until, Cluster, ManagedProcess, NodeRoles};
 use group_support::*;
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -75,10 +78,10 @@ fn raw_describe_cluster(address: SocketAddr) -> DescribeClusterResponse {
     RawConnection::connect(address).request(&DescribeClusterRequest::default(), 1)
 }
 
-/// Whether every running node's metadata lists `count` brokers.
+/// Whether every running node with the broker role lists `count` brokers in its metadata.
 fn lists_brokers(cluster: &Cluster, count: usize) -> bool {
     (1..=cluster.node_count())
-        .filter(|n| cluster.is_running(*n))
+        .filter(|n| cluster.is_running(*n) && cluster.node(*n).roles.is_broker())
         .all(|n| {
             let address = cluster.node(n).bootstrap_address;
             std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_ok()
@@ -887,33 +890,322 @@ fn a_controller_only_node_votes_and_serves_no_clients() {
     assert!(controller.logs().contains("stopped cleanly"));
 }
 
-#[test]
-fn a_broker_only_node_is_refused_with_the_reason() {
-    let data = tempfile::tempdir().expect("temp dir");
-    let output = std::process::Command::new(fjord_bin())
-        .args([
-            "server",
-            "--override",
-            "process.roles=broker",
-            "--override",
-            "node.id=1",
-            "--override",
-            "controller.quorum.voters=2@127.0.0.1:1",
-            "--override",
-            "controller.listener.names=CONTROLLER",
-            "--override",
-            "listeners=PLAINTEXT://127.0.0.1:0",
-            "--override",
-        ])
-        .arg(format!("log.dirs={}", data.path().display()))
-        .output()
-        .expect("run fjord server");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("process.roles") && stderr.contains("broker-only node is not supported"),
-        "{stderr}"
+/// The node that has the broker role only in [`start_with_a_broker_only_node`].
+const BROKER_ONLY: u32 = 4;
+
+/// Three combined nodes and node 4, a broker-only node, each listing four brokers.
+fn start_with_a_broker_only_node() -> Cluster {
+    let mut builder = Cluster::builder(fjord_bin())
+        .nodes(4)
+        .roles(BROKER_ONLY, NodeRoles::Broker);
+    for (key, value) in CLUSTER_OVERRIDES {
+        builder = builder.override_config(*key, *value);
+    }
+    builder
+        .ready_when(START_TIMEOUT, |cluster| lists_brokers(cluster, 4))
+        .start()
+        .unwrap_or_else(|e| panic!("cluster did not start: {e:#}"))
+}
+
+/// Per partition of `topic` in the raw Metadata of `address`: (leader, replicas, ISR).
+fn replicas(address: SocketAddr, topic: &str) -> BTreeMap<i32, (i32, Vec<i32>, Vec<i32>)> {
+    let metadata = raw_metadata(address, Some(&[topic]));
+    metadata.topics[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            let ids = |nodes: &[kafka_protocol::messages::BrokerId]| {
+                let mut ids: Vec<i32> = nodes.iter().map(|b| b.0).collect();
+                ids.sort_unstable();
+                ids
+            };
+            (
+                p.partition_index,
+                (p.leader_id.0, ids(&p.replica_nodes), ids(&p.isr_nodes)),
+            )
+        })
+        .collect()
+}
+
+/// The controller id in `address`'s Metadata and in its DescribeCluster.
+fn controller_ids(address: SocketAddr) -> (i32, i32) {
+    (
+        raw_metadata(address, Some(&[])).controller_id.0,
+        raw_describe_cluster(address).controller_id.0,
+    )
+}
+
+/// The controller id `address` gives clients, the same in Metadata and DescribeCluster.
+fn controller_id(address: SocketAddr) -> i32 {
+    let (from_metadata, described) = controller_ids(address);
+    assert_eq!(
+        from_metadata, described,
+        "Metadata and DescribeCluster at {address}"
     );
+    described
+}
+
+#[test]
+fn a_broker_only_node_hosts_replicas_and_follows_a_new_active_controller() {
+    let started = Instant::now();
+    let cluster = start_with_a_broker_only_node();
+    let only_four = cluster.node(BROKER_ONLY).bootstrap_address;
+    let through_four = only_four.to_string();
+    eprintln!("cluster ready after {:?}", started.elapsed());
+
+    // Node 4 binds no CONTROLLER listener: it follows the voters from outside and registers.
+    let logs = cluster.logs(BROKER_ONLY);
+    assert!(
+        logs.contains("following the controller quorum from outside")
+            && logs.contains("registered with the controller")
+            && !logs.contains("controller started"),
+        "{}",
+        cluster.logs_tail(BROKER_ONLY, 4096)
+    );
+    assert!(
+        std::net::TcpStream::connect_timeout(
+            &cluster.node(BROKER_ONLY).controller_address,
+            Duration::from_secs(1)
+        )
+        .is_err(),
+        "a broker-only node has no CONTROLLER listener"
+    );
+
+    // librdkafka, bootstrapped at node 4 alone, sees the four brokers at their addresses.
+    let metadata = consumer(&through_four)
+        .fetch_metadata(None, CALL_TIMEOUT)
+        .expect("fetch metadata");
+    let brokers: BTreeMap<i32, String> = metadata
+        .brokers()
+        .iter()
+        .map(|b| (b.id(), format!("{}:{}", b.host(), b.port())))
+        .collect();
+    let expected: BTreeMap<i32, String> = (1..=4)
+        .map(|n| (n as i32, cluster.node(n).bootstrap_address.to_string()))
+        .collect();
+    assert_eq!(brokers, expected);
+    // Raw Metadata and DescribeCluster: every broker lists node 4 and names the same active
+    // controller, a voter (which is also a broker, so it is given to clients).
+    let mut controllers = BTreeSet::new();
+    for n in 1..=4 {
+        let address = cluster.node(n).bootstrap_address;
+        let described = raw_describe_cluster(address);
+        assert_eq!(described.error_code, 0);
+        let ids: BTreeSet<i32> = described.brokers.iter().map(|b| b.broker_id.0).collect();
+        assert_eq!(ids, (1..=4).collect(), "node {n}");
+        controllers.insert(controller_id(address));
+    }
+    assert_eq!(controllers.len(), 1, "controllers {controllers:?}");
+    let active = *controllers.first().unwrap();
+    assert!((1..=3).contains(&active), "{active}");
+
+    // A replication-factor-3 topic created through node 4: a quarter of the replicas land on
+    // it, every replica joins the ISR, and librdkafka produces and consumes through it.
+    let topic = "replicated";
+    assert_eq!(
+        try_create_topic(&through_four, topic, 4, 3, CALL_TIMEOUT).expect("CreateTopics"),
+        Ok(topic.to_string())
+    );
+    let mut placed = BTreeMap::new();
+    wait_until(Duration::from_secs(20), || {
+        placed = replicas(only_four, topic);
+        placed.len() == 4 && placed.values().all(|(_, r, isr)| r.len() == 3 && isr == r)
+    })
+    .unwrap_or_else(|e| panic!("replicas and ISRs of {topic}: {placed:?}: {e}"));
+    let hosted: BTreeSet<i32> = placed
+        .iter()
+        .filter(|(_, (_, replicas, _))| replicas.contains(&(BROKER_ONLY as i32)))
+        .map(|(p, _)| *p)
+        .collect();
+    assert_eq!(
+        hosted.len(),
+        3,
+        "node 4 holds three of the twelve replicas: {placed:?}"
+    );
+    wait_until(Duration::from_secs(10), || {
+        partition_dirs(&cluster, BROKER_ONLY, topic) == hosted
+    })
+    .expect("node 4 has the logs of its replicas");
+    let records: Vec<TestRecord> = generate_records(600, 41, now_ms() - 60_000)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            r.partition = Some((i % 4) as i32);
+            r
+        })
+        .collect();
+    let positions = produce_acks_all(&through_four, topic, &records);
+    let from_start: Vec<(i32, Offset)> = (0..4).map(|p| (p, Offset::Beginning)).collect();
+    let consumed = consume(
+        &through_four,
+        topic,
+        &from_start,
+        records.len(),
+        Duration::from_secs(60),
+    );
+    assert_consumed_exactly(&records, &positions, &consumed);
+    // acks=all was answered with node 4 in every ISR it belongs to: it has the records.
+    let after = replicas(only_four, topic);
+    for p in &hosted {
+        assert!(after[p].2.contains(&(BROKER_ONLY as i32)), "{after:?}");
+    }
+
+    // kill -9 the active controller: the two other voters elect a new one, and node 4 follows
+    // it (it names it to clients, and sees the dead broker fenced).
+    cluster
+        .kill(active as u32)
+        .expect("kill -9 the active controller");
+    let killed_at = Instant::now();
+    let mut seen = (0, 0);
+    wait_until(Duration::from_secs(20), || {
+        seen = controller_ids(only_four);
+        seen.0 == seen.1 && seen.0 != active && (1..=3).contains(&seen.0)
+    })
+    .unwrap_or_else(|e| panic!("node 4 names {seen:?} as the controller: {e}"));
+    eprintln!(
+        "node 4 names controller {} {:?} after the kill",
+        seen.0,
+        killed_at.elapsed()
+    );
+    wait_until(Duration::from_secs(20), || {
+        raw_metadata(only_four, Some(&[])).brokers.len() == 3
+    })
+    .expect("node 4 sees the killed broker fenced");
+
+    // Topic creation through node 4 still works, at the new active controller, and the new
+    // topic (three replicas on the three live brokers, so one on node 4) serves clients.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match try_create_topic(
+            &through_four,
+            "after-failover",
+            3,
+            3,
+            Duration::from_secs(3),
+        ) {
+            Ok(Ok(_)) => break,
+            // An earlier attempt timed out on the client but went through.
+            Ok(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) if attempts > 1 => break,
+            other => assert!(
+                killed_at.elapsed() < Duration::from_secs(30),
+                "topic creation through node 4 still failing {:?} after the kill: {other:?}",
+                killed_at.elapsed()
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut created = BTreeMap::new();
+    wait_until(Duration::from_secs(10), || {
+        created = replicas(only_four, "after-failover");
+        created.len() == 3
+            && created
+                .values()
+                .all(|(_, r, _)| r.contains(&(BROKER_ONLY as i32)) && !r.contains(&active))
+    })
+    .unwrap_or_else(|e| panic!("after-failover: {created:?}: {e}"));
+    assert_clients_work(&through_four, "after-failover");
+    // Leadership of the first topic moved off the dead broker, and every acknowledged record
+    // is still read exactly once through node 4.
+    let moved = replicas(only_four, topic);
+    assert!(
+        moved
+            .values()
+            .all(|(leader, _, _)| *leader != active && *leader != -1),
+        "{moved:?}"
+    );
+    let consumed = consume(
+        &through_four,
+        topic,
+        &from_start,
+        records.len(),
+        Duration::from_secs(60),
+    );
+    assert_consumed_exactly(&records, &positions, &consumed);
+
+    // A graceful stop of node 4 is a controlled shutdown through the remote quorum, and it
+    // registers again after a restart.
+    cluster.stop(BROKER_ONLY).expect("graceful stop of node 4");
+    let logs = cluster.logs(BROKER_ONLY);
+    assert!(
+        logs.contains("controlled shutdown: fenced by the controller")
+            && logs.contains("stopped cleanly"),
+        "{}",
+        cluster.logs_tail(BROKER_ONLY, 4096)
+    );
+    cluster.restart(BROKER_ONLY).expect("restart node 4");
+    wait_until(Duration::from_secs(30), || {
+        raw_metadata(only_four, Some(&[])).brokers.len() == 3
+    })
+    .expect("node 4 is listed again");
+    assert_clients_work(&through_four, "after-restart");
+    eprintln!("scenario done after {:?}", started.elapsed());
+}
+
+#[test]
+fn broker_only_nodes_form_a_cluster_around_a_controller_only_node() {
+    // Kafka's isolated mode: node 1 is the only voter, nodes 2 and 3 are brokers only.
+    let mut builder = Cluster::builder(fjord_bin())
+        .nodes(3)
+        .roles(1, NodeRoles::Controller)
+        .roles(2, NodeRoles::Broker)
+        .roles(3, NodeRoles::Broker)
+        .override_config("offsets.topic.replication.factor", "2")
+        .override_config("transaction.state.log.replication.factor", "2");
+    for (key, value) in CLUSTER_OVERRIDES {
+        builder = builder.override_config(*key, *value);
+    }
+    let cluster = builder
+        .ready_when(START_TIMEOUT, |cluster| lists_brokers(cluster, 2))
+        .start()
+        .unwrap_or_else(|e| panic!("cluster did not start: {e:#}"));
+    let bootstrap = cluster.bootstrap();
+    assert_eq!(
+        bootstrap,
+        format!(
+            "{},{}",
+            cluster.node(2).bootstrap_address,
+            cluster.node(3).bootstrap_address
+        )
+    );
+    assert!(!cluster.logs(1).contains("registered with the controller"));
+
+    // The active controller is not a broker, so each broker names itself as the controller
+    // (clients send admin requests to it, and it forwards them).
+    for n in [2, 3] {
+        let address = cluster.node(n).bootstrap_address;
+        let ids: BTreeSet<i32> = raw_describe_cluster(address)
+            .brokers
+            .iter()
+            .map(|b| b.broker_id.0)
+            .collect();
+        assert_eq!(ids, BTreeSet::from([2, 3]));
+        assert_eq!(controller_id(address), n as i32);
+    }
+
+    // Replicated between the two broker-only nodes; a consumer group works too.
+    let topic = "isolated";
+    assert_eq!(
+        try_create_topic(&bootstrap, topic, 2, 2, CALL_TIMEOUT).expect("CreateTopics"),
+        Ok(topic.to_string())
+    );
+    let address = cluster.node(2).bootstrap_address;
+    let mut placed = BTreeMap::new();
+    wait_until(Duration::from_secs(20), || {
+        placed = replicas(address, topic);
+        placed.len() == 2 && placed.values().all(|(_, r, isr)| *r == [2, 3] && isr == r)
+    })
+    .unwrap_or_else(|e| panic!("replicas of {topic}: {placed:?}: {e}"));
+    assert_clients_work(&bootstrap, topic);
+    let member = GroupMember::start(&bootstrap, "isolated-group", topic, "a", &[], false);
+    wait_for_stable_cover(
+        Duration::from_secs(60),
+        Duration::from_secs(1),
+        2,
+        "one member gets both partitions",
+        || vec![member.assignment()],
+    );
+    member.close(Duration::from_secs(30));
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Cluster mode: this node's place in a KRaft-style cluster.
 //!
 //! ```text
-//!   fjord_controller::Controller (CONTROLLER listener, Raft voter)
+//!   QuorumHandle: Local  = fjord_controller::Controller (CONTROLLER listener, Raft voter)
+//!                 Remote = RemoteController (broker-only node: long-polls the voters)
 //!        │ committed image (watch)
 //!        ▼
 //!   follower ──sync_topics──► LogManager (hosted partition logs, topic and broker configs)
@@ -36,6 +37,7 @@ use fjord_controller::api::{ControllerRequest, ControllerResponse};
 use fjord_controller::record::NO_LEADER;
 use fjord_controller::{
     ControllerConfig, ControllerError, ControllerHandle, MetadataImage, PartitionImage, Policy,
+    QuorumHandle, RemoteController, RemoteControllerConfig,
 };
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
@@ -86,7 +88,7 @@ pub enum Leadership {
 pub struct ClusterNode {
     node_id: i32,
     config: ClusterConfig,
-    controller: ControllerHandle,
+    controller: QuorumHandle,
     applied: watch::Receiver<Arc<MetadataImage>>,
     broker_epoch: AtomicI64,
     inter_broker: InterBrokerClient,
@@ -124,7 +126,7 @@ impl ClusterNode {
     pub fn new(
         config: &BrokerConfig,
         cluster: ClusterConfig,
-        controller: ControllerHandle,
+        controller: QuorumHandle,
         applied: watch::Receiver<Arc<MetadataImage>>,
         replication: Arc<ReplicaManager>,
     ) -> ClusterNode {
@@ -159,8 +161,8 @@ impl ClusterNode {
         &self.config
     }
 
-    /// The controller of this process.
-    pub fn controller(&self) -> &ControllerHandle {
+    /// How this node reaches the quorum: its own controller, or the voters over the network.
+    pub fn controller(&self) -> &QuorumHandle {
         &self.controller
     }
 
@@ -175,7 +177,8 @@ impl ClusterNode {
         self.applied.clone()
     }
 
-    /// The active controller, as this node's controller knows it.
+    /// The active controller, as this node knows it (from its own controller, or from the
+    /// voters' answers on a broker-only node).
     pub fn active_controller(&self) -> Option<i32> {
         self.controller.active_controller()
     }
@@ -307,12 +310,27 @@ pub async fn start_controller(
     fjord_controller::Controller::start(controller_config(config, cluster)).await
 }
 
+/// Reaches the metadata quorum the way this node's roles say: a node with the controller
+/// role starts its voter; a broker-only node follows the voters of
+/// `controller.quorum.voters` over their CONTROLLER listeners and binds none itself.
+pub async fn connect_quorum(
+    config: &BrokerConfig,
+    cluster: &ClusterConfig,
+) -> Result<QuorumHandle, ControllerError> {
+    if cluster.roles.controller {
+        return Ok(start_controller(config, cluster).await?.into());
+    }
+    let mut remote = RemoteControllerConfig::new(config.node_id, cluster.voters.clone());
+    remote.request_timeout = Duration::from_millis(cluster.request_timeout_ms);
+    Ok(RemoteController::start(remote).into())
+}
+
 /// Opens what a broker needs before it serves: the image follower on `logs`, so that hosted
 /// logs exist (and have their roles) before the controller is told this broker caught up.
 pub fn follow(
     logs: Arc<LogManager>,
     replicas: Arc<ReplicaManager>,
-    controller: &ControllerHandle,
+    controller: &QuorumHandle,
     node_id: i32,
 ) -> (Follower, watch::Receiver<Arc<MetadataImage>>) {
     Follower::start(logs, replicas, controller.image(), node_id)
