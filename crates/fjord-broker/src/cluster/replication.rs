@@ -447,16 +447,21 @@ async fn fetch_loop(
             return;
         }
         let now = tokio::time::Instant::now();
-        let targets: Vec<FetchTarget> = shared
-            .targets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .filter(|t| t.backoff_until.is_none_or(|until| until <= now))
-            .cloned()
-            .collect();
+        let (targets, next_due) = {
+            let all = shared.targets.lock().unwrap_or_else(|p| p.into_inner());
+            let due: Vec<FetchTarget> = all
+                .values()
+                .filter(|t| t.backoff_until.is_none_or(|until| until <= now))
+                .cloned()
+                .collect();
+            let next_due = all.values().filter_map(|t| t.backoff_until).min();
+            (due, next_due)
+        };
         if targets.is_empty() {
-            let _ = tokio::time::timeout(backoff, shared.changed.notified()).await;
+            // Nothing due: wait for a change of targets or the first backoff to end, not a
+            // whole backoff period (a leadership retry is meant to come after 100 ms).
+            let wake = next_due.map_or(backoff, |at| at.saturating_duration_since(now));
+            let _ = tokio::time::timeout(wake, shared.changed.notified()).await;
             continue;
         }
         let image = image.borrow().clone();
@@ -718,12 +723,15 @@ async fn fetch_once(
             }
             Some(code) => {
                 tracing::debug!(partition = %t.partition.name, ?code, "leader refused the fetch");
-                // Leadership errors mostly mean one side has not applied the newest image
-                // yet, which takes milliseconds; anything else waits the full backoff.
+                // Leadership errors (and a partition unknown to the leader) mostly mean one
+                // side has not applied the newest image yet, which takes milliseconds;
+                // anything else waits the full backoff.
                 let pause = match code {
                     ResponseError::NotLeaderOrFollower
                     | ResponseError::UnknownLeaderEpoch
-                    | ResponseError::FencedLeaderEpoch => backoff.min(LEADERSHIP_RETRY),
+                    | ResponseError::FencedLeaderEpoch
+                    // A partition the leader has not opened yet: the same image lag.
+                    | ResponseError::UnknownTopicOrPartition => backoff.min(LEADERSHIP_RETRY),
                     _ => backoff,
                 };
                 update_target(shared, &t, |c| {
