@@ -292,6 +292,7 @@ pub(crate) fn run(args: &Args, session_ms: u64, heartbeat_ms: u64) -> Result<()>
         }
         summary.push((partitions, outcomes));
     }
+    crate::save_logs(&cluster, &format!("failover-{session_ms}"))?;
     println!(
         "== failover summary, session {session_ms} ms / heartbeat {heartbeat_ms} ms (ms from the kill; median / max over runs)"
     );

@@ -14,9 +14,9 @@
 //!
 //! Every broker is a `fjord server` process on 127.0.0.1 started through `fjord-testkit`,
 //! which kills it when its handle is dropped; every wait is bounded. `FJORD_TEST_LOG` sets
-//! the brokers' log filter (as in the tests), and `FJORD_BENCH_LOAD_DEBUG` turns on the
-//! failover producers' librdkafka debug log and prints the survivors' log lines about the
-//! failover.
+//! the brokers' log filter (as in the tests), `FJORD_BENCH_LOGS=DIR` keeps every cluster's
+//! broker logs in DIR, and `FJORD_BENCH_LOAD_DEBUG` turns on the failover producers'
+//! librdkafka debug log and prints the survivors' log lines about the failover.
 
 mod failover;
 mod raw;
@@ -198,6 +198,22 @@ fn start_cluster(args: &Args, overrides: &[(&str, String)]) -> Result<Cluster> {
         })
         .start()
         .context("start the cluster")
+}
+
+/// Writes every node's log to `$FJORD_BENCH_LOGS/<label>-node-<n>.log` when that variable
+/// names a directory, so a run can be examined after its cluster is gone.
+fn save_logs(cluster: &Cluster, label: &str) -> Result<()> {
+    let Some(dir) = std::env::var_os("FJORD_BENCH_LOGS") else {
+        return Ok(());
+    };
+    let dir = PathBuf::from(dir);
+    std::fs::create_dir_all(&dir)?;
+    for n in 1..=cluster.node_count() {
+        let path = dir.join(format!("{label}-node-{n}.log"));
+        std::fs::write(&path, cluster.logs(n))
+            .with_context(|| format!("write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// The PLAINTEXT address of every running node.
@@ -431,43 +447,97 @@ fn produce_pair(
     Ok((unthrottled, latency))
 }
 
-/// acks=all produce on one node, then on three nodes with replication factor 3, in rounds.
+/// Produces one record with acks=all to every topic and waits for its acknowledgement, so the
+/// timed runs start with every follower fetching (right after creation a follower whose first
+/// fetch was refused may pause for `replica.fetch.backoff.ms`, which acks=all then waits out).
+/// Returns the time each acknowledgement took once the client knew the topic's leader.
+fn warm_up(bootstrap: &str, topics: &[&str]) -> Result<Vec<f64>> {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("message.timeout.ms", "60000")
+        .create()
+        .context("create the warm-up producer")?;
+    topics
+        .iter()
+        .map(|topic| {
+            // Timed from a known leader: the client's own metadata lookup is not counted.
+            producer
+                .client()
+                .fetch_metadata(Some(topic), Duration::from_secs(30))
+                .with_context(|| format!("metadata of {topic}"))?;
+            let start = Instant::now();
+            producer
+                .send(BaseRecord::<(), [u8]>::to(topic).payload(b"warm-up".as_slice()))
+                .map_err(|(e, _)| e)
+                .with_context(|| format!("warm-up send to {topic}"))?;
+            producer
+                .flush(Duration::from_secs(60))
+                .with_context(|| format!("warm-up record to {topic} not acknowledged"))?;
+            Ok(ms_since(start))
+        })
+        .collect()
+}
+
+/// One round's produce runs against a fresh single node.
+fn throughput_single(args: &Args, round: u32) -> Result<(PerfResult, PerfResult)> {
+    println!("== throughput round {round}: one node, acks=all, one partition");
+    let mut builder = BrokerProcess::builder(&args.fjord);
+    for (key, value) in broker_overrides(args)? {
+        builder = builder.override_config(key, value);
+    }
+    let broker = builder.start().context("start the single node")?;
+    let pid = broker.pid().context("single node pid")?;
+    let bootstrap = broker.bootstrap();
+    let mut admin = Connection::connect(broker.address())?;
+    admin.create_topic("tput", 1, 1, None)?;
+    admin.create_topic("tlat", 1, 1, None)?;
+    warm_up(&bootstrap, &["tput", "tlat"])?;
+    produce_pair(args, &bootstrap, &[pid], ("tput", "tlat"))
+}
+
+/// One round's produce runs against a fresh three-node cluster.
+fn throughput_cluster(args: &Args, round: u32) -> Result<(PerfResult, PerfResult)> {
+    println!(
+        "== throughput round {round}: three nodes, replication factor 3, min.insync.replicas=2, acks=all, one partition"
+    );
+    let cluster = start_cluster(
+        args,
+        &[
+            ("default.replication.factor", "3".into()),
+            ("min.insync.replicas", "2".into()),
+        ],
+    )?;
+    let tput = create_and_wait(&cluster, "tput", 1, None)?;
+    let tlat = create_and_wait(&cluster, "tlat", 1, None)?;
+    println!(
+        "  tput-0 led by node {}, tlat-0 by node {}; the other two nodes follow (CPU listed per node 1/2/3)",
+        tput[0].leader, tlat[0].leader
+    );
+    let warm = warm_up(&cluster.bootstrap(), &["tput", "tlat"])?;
+    println!(
+        "  first acks=all record acknowledged after {:.0} ms (tput), {:.0} ms (tlat)",
+        warm[0], warm[1]
+    );
+    let pids: Vec<u32> = (1..=NODES).filter_map(|n| cluster.node(n).pid).collect();
+    let results = produce_pair(args, &cluster.bootstrap(), &pids, ("tput", "tlat"))?;
+    save_logs(&cluster, &format!("throughput-{round}"))?;
+    Ok(results)
+}
+
+/// acks=all produce on one node and on three nodes with replication factor 3, in rounds.
 fn throughput(args: &Args) -> Result<()> {
     let mut rounds = Vec::new();
     for round in 1..=args.throughput_rounds {
-        println!("== throughput round {round}: one node, acks=all, one partition");
-        let single = {
-            let mut builder = BrokerProcess::builder(&args.fjord);
-            for (key, value) in broker_overrides(args)? {
-                builder = builder.override_config(key, value);
-            }
-            let broker = builder.start().context("start the single node")?;
-            let pid = broker.pid().context("single node pid")?;
-            let bootstrap = broker.bootstrap();
-            let mut admin = Connection::connect(broker.address())?;
-            admin.create_topic("tput", 1, 1, None)?;
-            admin.create_topic("tlat", 1, 1, None)?;
-            produce_pair(args, &bootstrap, &[pid], ("tput", "tlat"))?
-        };
-        println!(
-            "== throughput round {round}: three nodes, replication factor 3, min.insync.replicas=2, acks=all, one partition"
-        );
-        let three = {
-            let cluster = start_cluster(
-                args,
-                &[
-                    ("default.replication.factor", "3".into()),
-                    ("min.insync.replicas", "2".into()),
-                ],
-            )?;
-            let tput = create_and_wait(&cluster, "tput", 1, None)?;
-            let tlat = create_and_wait(&cluster, "tlat", 1, None)?;
-            println!(
-                "  tput-0 led by node {}, tlat-0 by node {}; the other two nodes follow",
-                tput[0].leader, tlat[0].leader
-            );
-            let pids: Vec<u32> = (1..=NODES).filter_map(|n| cluster.node(n).pid).collect();
-            produce_pair(args, &cluster.bootstrap(), &pids, ("tput", "tlat"))?
+        // Odd rounds start with the single node, even rounds with the cluster, so neither
+        // always runs while the kernel is still writing back the other's data.
+        let (single, three) = if round % 2 == 1 {
+            let single = throughput_single(args, round)?;
+            (single, throughput_cluster(args, round)?)
+        } else {
+            let three = throughput_cluster(args, round)?;
+            (throughput_single(args, round)?, three)
         };
         rounds.push((single, three));
     }
@@ -663,6 +733,7 @@ fn metadata(args: &Args) -> Result<()> {
             ms_since(start)
         );
     }
+    save_logs(&cluster, "metadata")?;
     println!("== metadata summary ({partitions} partitions, replication factor 3; ms from sending CreateTopics; first replica directory: fastest node, others: slowest node)");
     println!("| run | CreateTopics answered | first replica directory | logs created (broker log) | all led in Metadata, every broker | full ISR, every broker | all replica dirs, every node |");
     for (i, (answered, first, created, led, in_sync, dirs)) in rows.iter().enumerate() {
