@@ -262,12 +262,28 @@ pub(crate) fn run(args: &Args, session_ms: u64, heartbeat_ms: u64) -> Result<()>
         ],
     )?;
     let within = Duration::from_millis(session_ms) + RECOVERY_SLACK;
+    let mut cases: Vec<(i32, bool)> = args
+        .failover_partitions
+        .iter()
+        .map(|&partitions| (partitions, false))
+        .collect();
+    if args.failover_kill_controller {
+        cases.push((1, true));
+    }
     let mut summary = Vec::new();
-    for &partitions in &args.failover_partitions {
+    for (partitions, kill_controller) in cases {
         let mut outcomes = Vec::new();
+        let case = if kill_controller {
+            format!("{partitions} partition(s), the victim is the active controller")
+        } else {
+            format!("{partitions} partition(s)")
+        };
         for run in 1..=args.failover_runs {
-            let topic = format!("failover-{session_ms}-{partitions}-{run}");
-            let outcome = kill_once(&cluster, &topic, partitions, run, within)?;
+            let topic = format!(
+                "failover-{session_ms}-{partitions}{}-{run}",
+                if kill_controller { "c" } else { "" }
+            );
+            let outcome = kill_once(&cluster, &topic, partitions, kill_controller, run, within)?;
             let acks: Vec<String> = CLIENTS
                 .iter()
                 .zip(&outcome.acks)
@@ -279,7 +295,7 @@ pub(crate) fn run(args: &Args, session_ms: u64, heartbeat_ms: u64) -> Result<()>
                 })
                 .collect();
             println!(
-                "  {partitions} partition(s), run {run}: victim led {}; fenced (controller log) {}; new leaders in Metadata {:.0}, victim out of every ISR {:.0}; {} (ms from the kill)",
+                "  {case}, run {run}: victim led {}; fenced (controller log) {}; new leaders in Metadata {:.0}, victim out of every ISR {:.0}; {} (ms from the kill)",
                 outcome.led,
                 outcome
                     .fenced_ms
@@ -290,17 +306,17 @@ pub(crate) fn run(args: &Args, session_ms: u64, heartbeat_ms: u64) -> Result<()>
             );
             outcomes.push(outcome);
         }
-        summary.push((partitions, outcomes));
+        summary.push((case, outcomes));
     }
     crate::save_logs(&cluster, &format!("failover-{session_ms}"))?;
     println!(
         "== failover summary, session {session_ms} ms / heartbeat {heartbeat_ms} ms (ms from the kill; median / max over runs)"
     );
     println!(
-        "| partitions | fenced | new leaders visible | victim out of ISRs | every partition acks ({}) | every partition acks ({}) |",
+        "| case | fenced | new leaders visible | victim out of ISRs | every partition acks ({}) | every partition acks ({}) |",
         CLIENTS[0].0, CLIENTS[1].0
     );
-    for (partitions, outcomes) in &summary {
+    for (case, outcomes) in &summary {
         let stat = |f: &dyn Fn(&Outcome) -> Option<f64>| {
             let mut values: Vec<f64> = outcomes.iter().filter_map(f).collect();
             values.sort_by(f64::total_cmp);
@@ -310,7 +326,7 @@ pub(crate) fn run(args: &Args, session_ms: u64, heartbeat_ms: u64) -> Result<()>
             }
         };
         println!(
-            "| {partitions} | {} | {} | {} | {} | {} |",
+            "| {case} | {} | {} | {} | {} | {} |",
             stat(&|o| o.fenced_ms),
             stat(&|o| Some(o.leaders_ms)),
             stat(&|o| Some(o.isr_ms)),
@@ -321,24 +337,48 @@ pub(crate) fn run(args: &Args, session_ms: u64, heartbeat_ms: u64) -> Result<()>
     Ok(())
 }
 
-/// Creates `topic`, loads it, kills a leader that is not the active controller, measures,
-/// restarts the victim and deletes the topic.
+/// The active controller, once every node names the same one.
+fn active_controller(cluster: &Cluster) -> Result<i32> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let named: BTreeSet<i32> = (1..=NODES)
+            .map(|n| {
+                Connection::connect(cluster.node(n).bootstrap_address)
+                    .and_then(|mut c| c.metadata(&[]))
+                    .map_or(-1, |m| m.controller_id.0)
+            })
+            .collect();
+        if let [controller] = named.into_iter().collect::<Vec<_>>()[..] {
+            if controller > 0 {
+                return Ok(controller);
+            }
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the nodes do not agree on the active controller"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Creates `topic`, loads it, kills a leader (the active controller or, by default, a node
+/// that is not), measures, restarts the victim and deletes the topic.
 fn kill_once(
     cluster: &Cluster,
     topic: &str,
     partitions: i32,
+    kill_controller: bool,
     run: u32,
     within: Duration,
 ) -> Result<Outcome> {
-    let controller = Connection::connect(cluster.node(1).bootstrap_address)?
-        .metadata(&[])?
-        .controller_id
-        .0;
+    let controller = active_controller(cluster)?;
     // The victim leads partition 0: placed first in its replica list when there is one
-    // partition, otherwise whichever node the controller's placement made its leader. Killing
-    // the active controller as well would add a quorum election; a node that is not keeps
-    // this a broker failover, so another node is chosen in turn.
-    let candidates: Vec<i32> = (1..=NODES as i32).filter(|&n| n != controller).collect();
+    // partition, otherwise whichever candidate the controller's placement made the leader of
+    // the most partitions. Killing the active controller adds a quorum election, so unless
+    // that is the case asked for, the victim is another node, chosen in turn.
+    let candidates: Vec<i32> = (1..=NODES as i32)
+        .filter(|&n| (n == controller) == kill_controller)
+        .collect();
     let wanted = candidates[(run as usize - 1) % candidates.len()];
     let assignment: Vec<Vec<i32>> = vec![std::iter::once(wanted)
         .chain((1..=NODES as i32).filter(|&n| n != wanted))
@@ -352,15 +392,14 @@ fn kill_once(
     let victim = if partitions == 1 {
         view[0].leader
     } else {
-        // The node leading the most partitions among those that are not the controller.
         *candidates
             .iter()
             .max_by_key(|&&n| view.iter().filter(|p| p.leader == n).count())
             .context("no candidate")?
     };
     ensure!(
-        victim != controller,
-        "{topic}: partition 0 is led by the active controller {controller}"
+        (victim == controller) == kill_controller,
+        "{topic}: partition 0 is led by node {victim}, the active controller is {controller}"
     );
     let led: BTreeSet<i32> = view
         .iter()
@@ -462,7 +501,11 @@ fn kill_once(
         .collect();
     let outcome = Outcome {
         led: led.len(),
-        fenced_ms: fenced_after(&cluster.logs(controller as u32), victim, wall_kill),
+        fenced_ms: (1..=NODES)
+            .filter(|&n| n as i32 != victim)
+            .filter_map(|n| fenced_after(&cluster.logs(n), victim, wall_kill))
+            .filter(|ms| *ms < within.as_secs_f64() * 1000.0)
+            .min_by(f64::total_cmp),
         leaders_ms: leaders_ms.unwrap_or(f64::NAN),
         isr_ms: isr_ms.unwrap_or(f64::NAN),
         acks,
@@ -501,8 +544,8 @@ fn print_broker_logs(cluster: &Cluster, victim: i32, topic: &str, kill: SystemTi
     }
 }
 
-/// Milliseconds from `kill` to the controller's last `broker session expired` line for
-/// `victim`.
+/// Milliseconds from `kill` to the last `broker session expired` line for `victim` in a
+/// controller's log (a day, less a little, when that line is older than the kill).
 fn fenced_after(log: &str, victim: i32, kill: SystemTime) -> Option<f64> {
     let victim = format!("broker_id={victim}");
     let line = log

@@ -95,6 +95,11 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "1,100")]
     failover_partitions: Vec<i32>,
 
+    /// Also kill the node that is both the active controller and the leader of one
+    /// partition (a quorum election on top of the broker failover).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    failover_kill_controller: bool,
+
     /// Kills per detection setting and partition count.
     #[arg(long, default_value_t = 3)]
     failover_runs: u32,
