@@ -49,6 +49,7 @@ LONG_TXN_TIMEOUT_MS = 600_000
 NONE = 0
 UNKNOWN_TOPIC_OR_PARTITION = 3
 TRANSACTIONAL_ID_NOT_FOUND = 105
+TRANSACTION_COORDINATOR_FENCED = 52
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -649,6 +650,17 @@ def test_write_txn_markers_aborts_a_hanging_transaction(txn_broker, topic_name):
     # The marker takes offset 8: the last stable offset is the log end again.
     assert kp_end_offsets(txn_broker, topic_name, 1, "read_committed") == {0: 9}
     assert kp_end_offsets(txn_broker, topic_name, 1, "read_uncommitted") == {0: 9}
+
+    # A marker remembers its coordinator's epoch; one from an older coordinator is fenced.
+    with RawConnection(txn_broker.bootstrap) as conn:
+        assert write_txn_markers(conn, [(pid, epoch, False, {topic_name: [0]}, 5)]) == {
+            (pid, topic_name, 0): NONE
+        }
+        assert write_txn_markers(conn, [(pid, epoch, False, {topic_name: [0]}, 4)]) == {
+            (pid, topic_name, 0): TRANSACTION_COORDINATOR_FENCED
+        }
+        _, producers = describe_producers(conn, {topic_name: [0]})[(topic_name, 0)]
+        assert [p["coordinator_epoch"] for p in producers if p["producer_id"] == pid] == [5], producers
     committed_view, _ = kp_read(txn_broker, topic_name, 1, "read_committed", 3)
     assert committed_view == {(0, 0): "ok-0", (0, 1): "ok-1", (0, 2): "ok-2"}
     uncommitted_view, _ = kp_read(txn_broker, topic_name, 1, "read_uncommitted", 8)

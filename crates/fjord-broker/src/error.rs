@@ -45,6 +45,7 @@ pub(crate) fn producer_error(e: &crate::partition::ProducerError) -> ResponseErr
     match e {
         ProducerError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         ProducerError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        ProducerError::CoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
     }
 }
 

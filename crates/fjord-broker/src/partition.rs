@@ -72,6 +72,16 @@ pub enum ProducerError {
         /// The batch's first sequence.
         got: i32,
     },
+    /// A transaction marker from a coordinator older than the one whose marker came last.
+    #[error("producer {producer_id}: marker of coordinator epoch {got}, older than {current}")]
+    CoordinatorFenced {
+        /// The producer.
+        producer_id: i64,
+        /// The coordinator epoch the partition knows.
+        current: i32,
+        /// The marker's coordinator epoch.
+        got: i32,
+    },
     /// A producer epoch older than one already written: a fenced zombie.
     #[error("producer {producer_id}: epoch {got} is older than the current epoch {current}")]
     InvalidProducerEpoch {
@@ -173,6 +183,15 @@ fn rebuild_producer_states(log: &mut Log, name: &str) -> Result<ProducerStates, 
     Ok(states)
 }
 
+/// The coordinator epoch in a marker's value (version i16, then the epoch as i32); -1 (none)
+/// when the value is missing or short.
+fn marker_coordinator_epoch(value: Option<&[u8]>) -> i32 {
+    value
+        .and_then(|v| v.get(2..6))
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(-1, i32::from_be_bytes)
+}
+
 /// Enters batches already in the log (replayed at open, or copied from a leader) into the
 /// producer state: each producer's last batches and open transaction, and markers closing
 /// transactions, aborts indexed for read_committed consumers.
@@ -186,15 +205,18 @@ fn replay_batches(
             continue;
         }
         if h.is_control() {
-            let commit = decode_records(batch).ok().and_then(|records| {
-                records
-                    .first()
-                    .and_then(|r| r.key.as_deref().and_then(marker_is_commit))
+            let marker = decode_records(batch).ok().and_then(|records| {
+                let record = records.first()?;
+                let commit = record.key.as_deref().and_then(marker_is_commit)?;
+                Some((commit, marker_coordinator_epoch(record.value.as_deref())))
             });
-            let Some(commit) = commit else { continue };
+            let Some((commit, coordinator_epoch)) = marker else {
+                continue;
+            };
             let done = states.complete_txn(
                 h.producer_id,
                 h.producer_epoch,
+                coordinator_epoch,
                 h.base_offset,
                 h.max_timestamp,
             );
@@ -463,6 +485,13 @@ impl Partition {
                 current,
                 got: producer_epoch,
             })?;
+        producers
+            .check_coordinator_epoch(producer_id, coordinator_epoch)
+            .map_err(|current| ProducerError::CoordinatorFenced {
+                producer_id,
+                current,
+                got: coordinator_epoch,
+            })?;
         // Kafka's EndTransactionMarker: key = version 0 + type (0 abort, 1 commit); value =
         // version 0 + the epoch of the coordinator that wrote it.
         let mut value = vec![0, 0];
@@ -485,7 +514,13 @@ impl Partition {
             Some(epoch) => log.append_with_leader_epoch(&mut batch, epoch, now_ms)?,
             None => log.append(&mut batch, now_ms)?,
         };
-        let done = producers.complete_txn(producer_id, producer_epoch, info.first_offset, now_ms);
+        let done = producers.complete_txn(
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            info.first_offset,
+            now_ms,
+        );
         if !commit {
             log.append_aborted_txn(aborted_entry(&producers, done))?;
         }
@@ -758,6 +793,34 @@ mod tests {
             p.append(&mut batch(7, 3, -1, 1, true), 1).unwrap(),
             Appended::New(_)
         ));
+    }
+
+    #[test]
+    fn markers_of_a_deposed_coordinator_are_fenced_also_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let p = open(dir.path());
+            p.append(&mut batch(7, 0, 0, 1, true), 1).unwrap();
+            p.write_marker(7, 0, true, 3, 2).unwrap();
+            p.append(&mut batch(7, 0, 1, 1, true), 3).unwrap();
+            assert!(matches!(
+                p.write_marker(7, 0, false, 2, 4),
+                Err(PartitionError::Producer(ProducerError::CoordinatorFenced {
+                    current: 3,
+                    got: 2,
+                    ..
+                }))
+            ));
+            // No clean close: the epoch must come back from the marker in the log.
+        }
+        let p = open(dir.path());
+        assert!(matches!(
+            p.write_marker(7, 0, false, 2, 5),
+            Err(PartitionError::Producer(
+                ProducerError::CoordinatorFenced { .. }
+            ))
+        ));
+        p.write_marker(7, 0, false, 4, 6).unwrap();
     }
 
     #[test]

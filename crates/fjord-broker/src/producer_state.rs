@@ -29,14 +29,30 @@ pub struct BatchMetadata {
     pub last_offset: i64,
 }
 
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct ProducerEntry {
     epoch: i16,
+    /// The epoch of the transaction coordinator whose marker came last: markers of an older
+    /// coordinator (one that lost its partition's leadership) are fenced.
+    coordinator_epoch: i32,
     batches: VecDeque<BatchMetadata>,
     /// Broker time of the producer's last write, for `producer.id.expiration.ms`.
     last_write_ms: i64,
     /// First offset of the producer's open transaction in this partition.
     txn_first_offset: Option<i64>,
+}
+
+impl Default for ProducerEntry {
+    fn default() -> Self {
+        ProducerEntry {
+            epoch: 0,
+            // Kafka's "no coordinator epoch yet".
+            coordinator_epoch: -1,
+            batches: VecDeque::new(),
+            last_write_ms: 0,
+            txn_first_offset: None,
+        }
+    }
 }
 
 /// One producer as DescribeProducers reports it.
@@ -52,6 +68,8 @@ pub struct ProducerSummary {
     pub last_timestamp_ms: i64,
     /// First offset of its open transaction, -1 if none.
     pub current_txn_start_offset: i64,
+    /// Epoch of the transaction coordinator whose marker came last, -1 if none.
+    pub coordinator_epoch: i32,
 }
 
 /// A transaction that a marker just closed.
@@ -98,7 +116,9 @@ pub struct ProducerStates {
 }
 
 /// Snapshot layout version; bumped when the layout changes.
-const SNAPSHOT_VERSION: u16 = 1;
+const SNAPSHOT_VERSION: u16 = 2;
+/// The layout before the coordinator epoch was kept; still read.
+const SNAPSHOT_VERSION_WITHOUT_COORDINATOR_EPOCH: u16 = 1;
 
 /// The sequence after `seq`, wrapping as Kafka does at i32::MAX.
 fn next_sequence(seq: i32) -> i32 {
@@ -191,16 +211,34 @@ impl ProducerStates {
         }
     }
 
-    /// Records a commit or abort marker written at `offset`, closing the producer's open
-    /// transaction. A marker with a newer epoch (after a fence) restarts sequences at 0.
+    /// Refuses a marker from a transaction coordinator older than the one whose marker
+    /// came last (Kafka's TRANSACTION_COORDINATOR_FENCED); `Err` carries the current epoch.
+    pub fn check_coordinator_epoch(
+        &self,
+        producer_id: i64,
+        coordinator_epoch: i32,
+    ) -> Result<(), i32> {
+        match self.producers.get(&producer_id) {
+            Some(entry) if coordinator_epoch < entry.coordinator_epoch => {
+                Err(entry.coordinator_epoch)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a commit or abort marker written at `offset` by a coordinator at
+    /// `coordinator_epoch`, closing the producer's open transaction. A marker with a newer
+    /// epoch (after a fence) restarts sequences at 0.
     pub fn complete_txn(
         &mut self,
         producer_id: i64,
         epoch: i16,
+        coordinator_epoch: i32,
         offset: i64,
         now_ms: i64,
     ) -> CompletedTxn {
         let entry = self.producers.entry(producer_id).or_default();
+        entry.coordinator_epoch = coordinator_epoch;
         if epoch != entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -246,6 +284,7 @@ impl ProducerStates {
                 last_sequence: e.batches.back().map_or(-1, |b| b.last_sequence),
                 last_timestamp_ms: e.last_write_ms,
                 current_txn_start_offset: e.txn_first_offset.unwrap_or(-1),
+                coordinator_epoch: e.coordinator_epoch,
             })
             .collect();
         out.sort_by_key(|s| s.producer_id);
@@ -253,7 +292,8 @@ impl ProducerStates {
     }
 
     /// The table as bytes, for a snapshot file: a version, then per producer its id, epoch,
-    /// last write time, open transaction and remembered batches, then a CRC-32C of all of it.
+    /// last write time, open transaction, coordinator epoch and remembered batches, then a
+    /// CRC-32C of all of it.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
@@ -266,6 +306,7 @@ impl ProducerStates {
             out.extend_from_slice(&e.epoch.to_be_bytes());
             out.extend_from_slice(&e.last_write_ms.to_be_bytes());
             out.extend_from_slice(&e.txn_first_offset.unwrap_or(-1).to_be_bytes());
+            out.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
             out.push(e.batches.len() as u8);
             for b in &e.batches {
                 out.extend_from_slice(&b.first_sequence.to_be_bytes());
@@ -288,7 +329,8 @@ impl ProducerStates {
             return Err(SnapshotError("corrupt (checksum mismatch)"));
         }
         let mut r = Reader(body);
-        if u16::from_be_bytes(r.take()?) != SNAPSHOT_VERSION {
+        let version = u16::from_be_bytes(r.take()?);
+        if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_WITHOUT_COORDINATOR_EPOCH {
             return Err(SnapshotError("of an unknown version"));
         }
         let count = u32::from_be_bytes(r.take()?);
@@ -298,9 +340,15 @@ impl ProducerStates {
             let epoch = i16::from_be_bytes(r.take()?);
             let last_write_ms = i64::from_be_bytes(r.take()?);
             let txn = i64::from_be_bytes(r.take()?);
+            let coordinator_epoch = if version == SNAPSHOT_VERSION {
+                i32::from_be_bytes(r.take()?)
+            } else {
+                -1
+            };
             let [batches] = r.take::<1>()?;
             let mut entry = ProducerEntry {
                 epoch,
+                coordinator_epoch,
                 batches: VecDeque::new(),
                 last_write_ms,
                 txn_first_offset: (txn >= 0).then_some(txn),
@@ -439,7 +487,7 @@ mod tests {
         states.record(2, 0, batch(0, 4, 15), true, 0);
         states.record(1, 0, batch(5, 9, 20), true, 0);
         assert_eq!(states.first_unstable_offset(), Some(10));
-        let done = states.complete_txn(1, 0, 25, 0);
+        let done = states.complete_txn(1, 0, 0, 25, 0);
         assert_eq!(
             done,
             CompletedTxn {
@@ -449,17 +497,17 @@ mod tests {
             }
         );
         assert_eq!(states.first_unstable_offset(), Some(15));
-        states.complete_txn(2, 0, 26, 0);
+        states.complete_txn(2, 0, 0, 26, 0);
         assert_eq!(states.first_unstable_offset(), None);
         // A marker for a producer without data here closes an empty transaction.
-        assert_eq!(states.complete_txn(3, 0, 27, 0).first_offset, 27);
+        assert_eq!(states.complete_txn(3, 0, 0, 27, 0).first_offset, 27);
     }
 
     #[test]
     fn a_fenced_epoch_marker_resets_sequences_and_older_markers_are_refused() {
         let mut states = ProducerStates::default();
         states.record(1, 0, batch(0, 4, 10), true, 0);
-        states.complete_txn(1, 1, 11, 0);
+        states.complete_txn(1, 1, 0, 11, 0);
         assert_eq!(states.check(1, 1, 0, 0), SequenceCheck::Append);
         assert_eq!(states.check_epoch(1, 0), Err(1));
         assert_eq!(states.check_epoch(1, 1), Ok(()));
@@ -492,5 +540,45 @@ mod tests {
         assert!(ProducerStates::decode(&damaged).is_err());
         assert!(ProducerStates::decode(&bytes[..bytes.len() - 1]).is_err());
         assert!(ProducerStates::decode(&[]).is_err());
+    }
+
+    #[test]
+    fn markers_of_an_older_coordinator_are_fenced_and_the_epoch_survives_a_snapshot() {
+        let mut states = ProducerStates::default();
+        states.record(1, 0, batch(0, 0, 10), true, 1);
+        assert_eq!(states.check_coordinator_epoch(1, 0), Ok(()));
+        states.complete_txn(1, 0, 4, 11, 2);
+        assert_eq!(states.check_coordinator_epoch(1, 3), Err(4));
+        assert_eq!(states.check_coordinator_epoch(1, 4), Ok(()));
+        assert_eq!(
+            states.check_coordinator_epoch(2, 0),
+            Ok(()),
+            "unknown producer"
+        );
+        let back = ProducerStates::decode(&states.encode()).unwrap();
+        assert_eq!(back.check_coordinator_epoch(1, 3), Err(4));
+    }
+
+    #[test]
+    fn snapshots_of_the_previous_layout_are_still_read() {
+        let mut states = ProducerStates::default();
+        states.record(1, 2, batch(0, 4, 10), true, 77);
+        // Version 1: no coordinator epoch between the open transaction and the batches.
+        let mut old = Vec::new();
+        old.extend_from_slice(&1u16.to_be_bytes());
+        old.extend_from_slice(&1u32.to_be_bytes());
+        old.extend_from_slice(&1i64.to_be_bytes());
+        old.extend_from_slice(&2i16.to_be_bytes());
+        old.extend_from_slice(&77i64.to_be_bytes());
+        old.extend_from_slice(&10i64.to_be_bytes());
+        old.push(1);
+        for v in [0i32.to_be_bytes(), 4i32.to_be_bytes()] {
+            old.extend_from_slice(&v);
+        }
+        old.extend_from_slice(&10i64.to_be_bytes());
+        old.extend_from_slice(&14i64.to_be_bytes());
+        let crc = crc32c::crc32c(&old);
+        old.extend_from_slice(&crc.to_be_bytes());
+        assert_eq!(ProducerStates::decode(&old).unwrap(), states);
     }
 }

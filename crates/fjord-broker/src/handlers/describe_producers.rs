@@ -43,7 +43,7 @@ pub(crate) fn handle(
                             state.producer_epoch = i32::from(s.producer_epoch);
                             state.last_sequence = s.last_sequence;
                             state.last_timestamp = s.last_timestamp_ms;
-                            state.coordinator_epoch = -1;
+                            state.coordinator_epoch = s.coordinator_epoch;
                             state.current_txn_start_offset = s.current_txn_start_offset;
                             state
                         })
