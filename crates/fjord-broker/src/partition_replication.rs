@@ -46,6 +46,10 @@ impl Partition {
         self.high_watermark.send_modify(|_| {});
     }
 
+    fn is_follower(&self) -> bool {
+        matches!(&*self.role(), Role::Follower { .. })
+    }
+
     /// This replica's current role.
     pub fn replica_role(&self) -> Role {
         self.role().clone()
@@ -295,7 +299,7 @@ impl Partition {
         let log = guard
             .as_mut()
             .ok_or_else(|| PartitionError::Closed(self.name.clone()))?;
-        if !matches!(&*self.role(), Role::Follower { .. }) {
+        if !self.is_follower() {
             return Err(PartitionError::NotFollower(self.name.clone()));
         }
         let info = log.append_as_follower(records, now_ms)?;
@@ -316,7 +320,7 @@ impl Partition {
         let log = guard
             .as_mut()
             .ok_or_else(|| PartitionError::Closed(self.name.clone()))?;
-        if !matches!(&*self.role(), Role::Follower { .. }) {
+        if !self.is_follower() {
             return Ok(());
         }
         let target = leader_log_start.min(log.log_end_offset());
@@ -342,7 +346,7 @@ impl Partition {
     /// A follower takes the leader's high watermark, bounded by its own log end.
     pub fn follow_high_watermark(&self, leader_high_watermark: i64) {
         let end = *self.log_end_offset.borrow();
-        if matches!(&*self.role(), Role::Follower { .. }) {
+        if self.is_follower() {
             self.set_high_watermark(leader_high_watermark.min(end));
         }
     }
@@ -392,7 +396,7 @@ impl Partition {
         let log = guard
             .as_mut()
             .ok_or_else(|| PartitionError::Closed(self.name.clone()))?;
-        if matches!(&*self.role(), Role::Leader(_) | Role::Solo) {
+        if self.leading_epoch_now().is_some() {
             return Err(PartitionError::NotFollower(self.name.clone()));
         }
         let end = log.log_end_offset();
@@ -423,7 +427,7 @@ impl Partition {
         let log = guard
             .as_mut()
             .ok_or_else(|| PartitionError::Closed(self.name.clone()))?;
-        if matches!(&*self.role(), Role::Leader(_) | Role::Solo) {
+        if self.leading_epoch_now().is_some() {
             return Err(PartitionError::NotFollower(self.name.clone()));
         }
         log.truncate_fully_and_start_at(offset)?;

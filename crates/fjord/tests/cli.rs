@@ -7,82 +7,19 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{fjord_bin, start_broker};
+use common::start_broker;
+use common::tool::{run_tool_with, ToolRun};
 
 /// Upper bound for one tool invocation.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// What one run of the binary produced.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn ok(&self) -> bool {
-        self.code == Some(0)
-    }
-}
+type Run = ToolRun;
 
 /// Runs `fjord ARGS...` with `stdin` as input, killing it after `timeout`.
 fn fjord_with(args: &[&str], stdin: &str, timeout: Duration) -> Run {
-    let start = Instant::now();
-    let mut child = Command::new(fjord_bin())
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn fjord");
-    let mut input = child.stdin.take().expect("stdin");
-    let text = stdin.to_string();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(text.as_bytes());
-    });
-    let mut out_pipe = child.stdout.take().expect("stdout");
-    let mut err_pipe = child.stderr.take().expect("stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out_pipe.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err_pipe.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let _ = writer.join();
-    let run = Run {
-        code: status.and_then(|s| s.code()),
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-        elapsed: start.elapsed(),
-    };
-    assert!(
-        status.is_some(),
-        "fjord {args:?} did not finish within {timeout:?}: {run:?}"
-    );
-    run
+    run_tool_with(args, stdin, timeout)
 }
 
 fn fjord(args: &[&str]) -> Run {

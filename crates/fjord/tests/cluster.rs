@@ -25,14 +25,14 @@ use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     DescribeClusterRequest, DescribeClusterResponse, FindCoordinatorRequest, GroupId,
-    MetadataRequest, MetadataResponse, OffsetFetchRequest, ProduceRequest,
+    MetadataResponse, OffsetFetchRequest, ProduceRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AlterConfig, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 const NODES: u32 = 3;
@@ -56,21 +56,9 @@ const CLUSTER_OVERRIDES: &[(&str, &str)] = &[
     ("offsets.topic.num.partitions", "6"),
     ("transaction.state.log.num.partitions", "6"),
 ];
-
-/// Metadata v12 (all topics when `topics` is `None`) over a raw connection.
+/// Metadata v12 over a raw connection (`None`: every topic).
 fn raw_metadata(address: SocketAddr, topics: Option<&[&str]>) -> MetadataResponse {
-    let request = MetadataRequest::default()
-        .with_topics(topics.map(|names| {
-            names
-                .iter()
-                .map(|n| {
-                    kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
-                        .with_name(Some(topic_name(n)))
-                })
-                .collect()
-        }))
-        .with_allow_auto_topic_creation(false);
-    RawConnection::connect(address).request(&request, 12)
+    common::raw::metadata_v12(address, topics)
 }
 
 /// DescribeCluster v1 over a raw connection (librdkafka's admin API has no DescribeCluster).
@@ -579,18 +567,7 @@ fn transactions_commit_and_abort_across_brokers() {
         .expect("init_transactions");
     let send = |prefix: &str| -> Vec<String> {
         let values: Vec<String> = (0..60).map(|i| format!("{prefix}-{i:02}")).collect();
-        for (i, v) in values.iter().enumerate() {
-            producer
-                .send(
-                    BaseRecord::<str, str>::to(topic)
-                        .partition(i as i32 % PARTITIONS)
-                        .key(v)
-                        .payload(v),
-                )
-                .map_err(|(e, _)| e)
-                .expect("enqueue");
-        }
-        producer.flush(Duration::from_secs(30)).expect("flush");
+        send_values(&producer, topic, PARTITIONS, &values);
         values
     };
     producer.begin_transaction().expect("begin");
@@ -1241,17 +1218,7 @@ fn a_broker_killed_mid_transaction_exposes_no_partial_transaction() {
     };
     let send = |producer: &ThreadedProducer<DefaultProducerContext>, prefix: &str| {
         let values: Vec<String> = (0..60).map(|i| format!("{prefix}-{i:02}")).collect();
-        for (i, v) in values.iter().enumerate() {
-            producer
-                .send(
-                    BaseRecord::<str, str>::to(topic)
-                        .partition(i as i32 % PARTITIONS)
-                        .payload(v),
-                )
-                .map_err(|(e, _)| e)
-                .expect("enqueue");
-        }
-        producer.flush(Duration::from_secs(30)).expect("flush");
+        send_values(producer, topic, PARTITIONS, &values);
         values
     };
     let mut expected = {

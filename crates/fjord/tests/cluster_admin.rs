@@ -28,7 +28,7 @@ use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
     ElectLeadersRequest, ElectLeadersResponse, ListPartitionReassignmentsRequest,
-    ListPartitionReassignmentsResponse, MetadataRequest, MetadataResponse,
+    ListPartitionReassignmentsResponse, MetadataResponse,
 };
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::topic_partition_list::Offset;
@@ -57,21 +57,9 @@ const CLUSTER_OVERRIDES: &[(&str, &str)] = &[
     ("offsets.topic.num.partitions", "6"),
     ("transaction.state.log.num.partitions", "6"),
 ];
-
 /// Metadata v12 over a raw connection (`None`: every topic).
 fn raw_metadata(address: SocketAddr, topics: Option<&[&str]>) -> MetadataResponse {
-    let request = MetadataRequest::default()
-        .with_topics(topics.map(|names| {
-            names
-                .iter()
-                .map(|n| {
-                    kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
-                        .with_name(Some(topic_name(n)))
-                })
-                .collect()
-        }))
-        .with_allow_auto_topic_creation(false);
-    RawConnection::connect(address).request(&request, 12)
+    common::raw::metadata_v12(address, topics)
 }
 
 /// Whether every running node's metadata lists `count` brokers.

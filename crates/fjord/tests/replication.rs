@@ -18,7 +18,7 @@ use common::raw::{topic_name, RawConnection};
 use common::*;
 use fjord_testkit::{wait_until, Cluster};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{MetadataRequest, MetadataResponse, ProduceRequest};
+use kafka_protocol::messages::{MetadataResponse, ProduceRequest};
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
@@ -70,18 +70,7 @@ fn start(proxies: bool) -> Cluster {
 }
 
 fn metadata(address: SocketAddr, topics: &[&str]) -> MetadataResponse {
-    let request = MetadataRequest::default()
-        .with_topics(Some(
-            topics
-                .iter()
-                .map(|n| {
-                    kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
-                        .with_name(Some(topic_name(n)))
-                })
-                .collect(),
-        ))
-        .with_allow_auto_topic_creation(false);
-    RawConnection::connect(address).request(&request, 12)
+    common::raw::metadata_v12(address, Some(topics))
 }
 
 /// (leader, ISR) of `topic`-`partition` when every running node agrees on it (a node just
@@ -779,17 +768,7 @@ fn a_transaction_outlives_the_death_of_its_coordinator_and_is_never_seen_in_part
         .expect("init_transactions");
     let send = |prefix: &str| -> Vec<String> {
         let values: Vec<String> = (0..30).map(|i| format!("{prefix}-{i:02}")).collect();
-        for (i, v) in values.iter().enumerate() {
-            producer
-                .send(
-                    BaseRecord::<str, str>::to(topic)
-                        .partition(i as i32 % PARTITIONS)
-                        .payload(v),
-                )
-                .map_err(|(e, _)| e)
-                .expect("enqueue");
-        }
-        producer.flush(Duration::from_secs(60)).expect("flush");
+        send_values(&producer, topic, PARTITIONS, &values);
         values
     };
     producer.begin_transaction().expect("begin");

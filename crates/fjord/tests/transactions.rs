@@ -39,24 +39,6 @@ fn txn_producer(bootstrap: &str, transactional_id: &str, extra: &[(&str, &str)])
     producer
 }
 
-/// Sends `values` round-robin over `partitions` partitions inside the open transaction and
-/// waits until all are acknowledged.
-fn send_values(producer: &TxnProducer, topic: &str, partitions: i32, values: &[String]) {
-    for (i, v) in values.iter().enumerate() {
-        let partition = i as i32 % partitions;
-        producer
-            .send(
-                BaseRecord::<str, str>::to(topic)
-                    .partition(partition)
-                    .key(v)
-                    .payload(v),
-            )
-            .map_err(|(e, _)| e)
-            .expect("enqueue");
-    }
-    producer.flush(Duration::from_secs(30)).expect("flush");
-}
-
 fn values(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i}")).collect()
 }

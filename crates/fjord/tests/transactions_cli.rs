@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::tool::{run_tool_with, ToolRun};
 use common::*;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -19,61 +18,12 @@ use serde_json::Value;
 /// Upper bound for one tool invocation.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// What one run of the binary produced.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs `fjord transactions --bootstrap-server B ARGS...`, killing it after
 /// [`COMMAND_TIMEOUT`].
-fn transactions(bootstrap: &str, args: &[&str]) -> Run {
-    let start = Instant::now();
-    let mut child = Command::new(fjord_bin())
-        .args(["transactions", "--bootstrap-server", bootstrap])
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn fjord");
-    let mut out_pipe = child.stdout.take().expect("stdout");
-    let mut err_pipe = child.stderr.take().expect("stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out_pipe.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err_pipe.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if start.elapsed() > COMMAND_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let run = Run {
-        code: status.and_then(|s| s.code()),
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    };
-    assert!(
-        status.is_some(),
-        "fjord transactions {args:?} did not finish within {COMMAND_TIMEOUT:?}: {run:?}"
-    );
-    run
+fn transactions(bootstrap: &str, args: &[&str]) -> ToolRun {
+    let mut all = vec!["transactions", "--bootstrap-server", bootstrap];
+    all.extend_from_slice(args);
+    run_tool_with(&all, "", COMMAND_TIMEOUT)
 }
 
 /// Runs, asserts success and returns stdout.

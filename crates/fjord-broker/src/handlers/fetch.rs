@@ -34,7 +34,8 @@ const READ_COMMITTED: i8 = 1;
 
 /// One requested partition, resolved once per request.
 struct Wanted {
-    /// Topic id in the image, for ISR changes a follower's fetch makes due (cluster only).
+    /// Topic id in the image, for ISR changes a follower's fetch makes due (replica fetches
+    /// only).
     topic_id: Option<uuid::Uuid>,
     /// The partition if this broker leads it, else why not.
     partition: Result<Arc<Partition>, ResponseError>,
@@ -63,7 +64,8 @@ pub(crate) async fn handle(
     // Followers identify themselves; consumers send -1.
     let replica =
         (request.replica_id.0 >= 0 && broker.cluster.is_some()).then_some(request.replica_id.0);
-    let image = broker.cluster.as_ref().map(|c| c.image());
+    // Topic ids matter only for ISR changes a follower's fetch makes due.
+    let image = replica.and(broker.cluster.as_ref()).map(|c| c.image());
     let wanted: Vec<(kafka_protocol::messages::TopicName, Vec<Wanted>)> = request
         .topics
         .into_iter()

@@ -388,6 +388,24 @@ fn match_atoms(atoms: &[(Atom, Repeat)], name: &[char]) -> bool {
     }
 }
 
+/// The `"topic"` and `"partition"` of entry `i` of a `"partitions"` list in Kafka's tool JSON
+/// (reassignment and election files), with a message naming the entry when one is missing.
+pub(crate) fn json_topic_partition(
+    entry: &serde_json::Value,
+    i: usize,
+) -> anyhow::Result<(String, i32)> {
+    let topic = entry
+        .get("topic")
+        .and_then(|t| t.as_str())
+        .with_context(|| format!("partitions[{i}] has no string \"topic\""))?;
+    let partition = entry
+        .get("partition")
+        .and_then(|p| p.as_i64())
+        .and_then(|p| i32::try_from(p).ok())
+        .with_context(|| format!("partitions[{i}] has no integer \"partition\""))?;
+    Ok((topic.to_string(), partition))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

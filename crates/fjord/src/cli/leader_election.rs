@@ -144,19 +144,8 @@ fn parse_json(text: &str) -> anyhow::Result<Vec<Partition>> {
         .context("\"partitions\" must be a JSON array")?;
     let mut partitions = Vec::with_capacity(list.len());
     for (i, entry) in list.iter().enumerate() {
-        let topic = entry
-            .get("topic")
-            .and_then(|t| t.as_str())
-            .with_context(|| format!("partitions[{i}] has no string \"topic\""))?;
-        let partition = entry
-            .get("partition")
-            .and_then(|p| p.as_i64())
-            .and_then(|p| i32::try_from(p).ok())
-            .with_context(|| format!("partitions[{i}] has no integer \"partition\""))?;
-        partitions.push(Partition {
-            topic: topic.to_string(),
-            partition,
-        });
+        let (topic, partition) = super::common::json_topic_partition(entry, i)?;
+        partitions.push(Partition { topic, partition });
     }
     let mut seen = BTreeSet::new();
     let duplicates: BTreeSet<String> = partitions

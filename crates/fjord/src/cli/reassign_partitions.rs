@@ -186,6 +186,18 @@ struct AssignmentEntry {
     log_dirs: Vec<String>,
 }
 
+/// Refuses a tool JSON of a version other than 1 (a missing version means 1).
+fn check_json_version(value: &serde_json::Value) -> anyhow::Result<()> {
+    if let Some(version) = value.get("version") {
+        let version = version.as_i64().context("\"version\" must be an integer")?;
+        ensure!(
+            version == JSON_VERSION,
+            "Not supported version field value {version}"
+        );
+    }
+    Ok(())
+}
+
 /// Reads Kafka's reassignment JSON (version 1; a missing version means 1).
 pub(crate) fn parse_json(text: &str) -> anyhow::Result<Vec<Target>> {
     let value: serde_json::Value =
@@ -194,13 +206,7 @@ pub(crate) fn parse_json(text: &str) -> anyhow::Result<Vec<Target>> {
         value.is_object(),
         "the reassignment data must be a JSON object"
     );
-    if let Some(version) = value.get("version") {
-        let version = version.as_i64().context("\"version\" must be an integer")?;
-        ensure!(
-            version == JSON_VERSION,
-            "Not supported version field value {version}"
-        );
-    }
+    check_json_version(&value)?;
     let Some(list) = value.get("partitions") else {
         return Ok(Vec::new());
     };
@@ -209,15 +215,7 @@ pub(crate) fn parse_json(text: &str) -> anyhow::Result<Vec<Target>> {
         .context("\"partitions\" must be a JSON array")?;
     let mut targets = Vec::with_capacity(list.len());
     for (i, entry) in list.iter().enumerate() {
-        let topic = entry
-            .get("topic")
-            .and_then(|t| t.as_str())
-            .with_context(|| format!("partitions[{i}] has no string \"topic\""))?;
-        let partition = entry
-            .get("partition")
-            .and_then(|p| p.as_i64())
-            .and_then(|p| i32::try_from(p).ok())
-            .with_context(|| format!("partitions[{i}] has no integer \"partition\""))?;
+        let (topic, partition) = super::common::json_topic_partition(entry, i)?;
         let replicas = entry
             .get("replicas")
             .and_then(|r| r.as_array())
@@ -243,7 +241,7 @@ pub(crate) fn parse_json(text: &str) -> anyhow::Result<Vec<Target>> {
             );
         }
         targets.push(Target {
-            topic: topic.to_string(),
+            topic,
             partition,
             replicas,
         });
@@ -411,13 +409,7 @@ fn parse_topics_json(text: &str) -> anyhow::Result<Vec<String>> {
         value.is_object(),
         "the topics to move must be a JSON object"
     );
-    if let Some(version) = value.get("version") {
-        let version = version.as_i64().context("\"version\" must be an integer")?;
-        ensure!(
-            version == JSON_VERSION,
-            "Not supported version field value {version}"
-        );
-    }
+    check_json_version(&value)?;
     let mut topics = Vec::new();
     if let Some(list) = value.get("topics") {
         let list = list.as_array().context("\"topics\" must be a JSON array")?;

@@ -661,3 +661,27 @@ pub(crate) fn read_values(
     values.sort();
     values
 }
+
+/// Sends `values` (as key and value) round-robin over `partitions` partitions of `topic`, in
+/// the producer's open transaction if it has one, and waits until all are acknowledged.
+#[allow(dead_code)]
+pub(crate) fn send_values(
+    producer: &ThreadedProducer<rdkafka::producer::DefaultProducerContext>,
+    topic: &str,
+    partitions: i32,
+    values: &[String],
+) {
+    for (i, v) in values.iter().enumerate() {
+        let partition = i as i32 % partitions;
+        producer
+            .send(
+                BaseRecord::<str, str>::to(topic)
+                    .partition(partition)
+                    .key(v)
+                    .payload(v),
+            )
+            .map_err(|(e, _)| e)
+            .expect("enqueue");
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+}

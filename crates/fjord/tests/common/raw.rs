@@ -202,6 +202,27 @@ fn read_exact_or_closed(stream: &mut TcpStream, buf: &mut [u8]) -> Option<()> {
     Some(())
 }
 
+/// Metadata v12 for `topics` (`None`: every topic) over a fresh connection, never creating
+/// topics.
+#[allow(dead_code)]
+pub(crate) fn metadata_v12(
+    address: SocketAddr,
+    topics: Option<&[&str]>,
+) -> kafka_protocol::messages::MetadataResponse {
+    let request = kafka_protocol::messages::MetadataRequest::default()
+        .with_topics(topics.map(|names| {
+            names
+                .iter()
+                .map(|n| {
+                    kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                        .with_name(Some(topic_name(n)))
+                })
+                .collect()
+        }))
+        .with_allow_auto_topic_creation(false);
+    RawConnection::connect(address).request(&request, 12)
+}
+
 /// A topic name for requests.
 pub(crate) fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
